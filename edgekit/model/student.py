@@ -1,0 +1,48 @@
+"""The Student: an export-ready module with named, typed inputs and outputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, static shape and dtype of one graph input or output."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": list(self.shape), "dtype": str(self.dtype).removeprefix("torch.")}
+
+
+@dataclass(frozen=True)
+class Student:
+    """A loaded student, ready for compression and export.
+
+    `module.forward(*inputs)` takes tensors in the order of `inputs` and returns a tensor or a
+    tuple of tensors in the order of `output_names`: no keyword plumbing, no caches, no
+    dict outputs, so every exporter sees the same clean graph.
+    """
+
+    name: str
+    task: str
+    module: torch.nn.Module
+    inputs: tuple[TensorSpec, ...]
+    output_names: tuple[str, ...]
+    source: str
+    tokenizer: Any = None  # a transformers tokenizer, when the student has one
+    hf_config: Any = None  # the transformers config, when the student has one
+    program: torch.export.ExportedProgram | None = None  # set when loaded from a .pt2
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.inputs)
+
+    def parameter_count(self) -> int:
+        """Parameters of the student, counting tied weights once."""
+        return sum(p.numel() for p in self.module.parameters())

@@ -1,0 +1,226 @@
+"""The six stages in order: load, prune, quantize, export, validate, report."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit import __version__
+from edgekit.compress import prune, quantize
+from edgekit.compress.prune import check_spec
+from edgekit.compress.quantize import check_scheme
+from edgekit.config import Config
+from edgekit.console import say, stage
+from edgekit.errors import ConfigError, EdgekitError
+from edgekit.export import Artifact, export, place, trace
+from edgekit.model import Student, load, sample_inputs
+from edgekit.model.load import source_name
+from edgekit.report import SCHEMA_VERSION, render_markdown, write_report
+from edgekit.targets import Target, resolve_targets
+from edgekit.validate import ParityVerdict, measure, reference_outputs, verdict_under
+
+
+def run(config: Config, student: Student | None = None) -> dict[str, Any]:
+    """Run the whole trip for `config` and return the report (also written to the out folder).
+
+    Args:
+        config: the run's configuration.
+        student: an already loaded student (e.g. a torch.nn.Module through edgekit.load);
+            when None, config.model is loaded.
+
+    Returns:
+        The report.json content.
+
+    Raises:
+        EdgekitError: bad input; nothing is left at the output path.
+    """
+    targets = resolve_targets(config.export.targets)
+    recipes = {t.name: _recipe(config, t) for t in targets}
+    name = student.name if student is not None else source_name(config.model.path)
+    out = Path(config.export.out or Path("edgekit-out") / name)
+    _check_out(out, config.export.force)
+
+    if student is None:
+        with stage(f"load {config.model.path}"):
+            student = load(config.model.path, task=config.model.task,
+                           seq_len=config.model.seq_len)
+    say(f"[edgekit] student {student.name}: {student.task}, "
+        f"{student.parameter_count() / 1e6:.1f}M parameters")
+    samples, inputs_info = _parity_inputs(config, student)
+    reference = reference_outputs(student, samples)
+
+    entries: list[dict[str, Any]] = []
+    with _staging(out) as staging:
+        for (quant, prune_spec), group in _group_by_recipe(targets, recipes).items():
+            pruned = prune(student, prune_spec)
+            plan = quantize(pruned, quant)
+            with stage("trace (torch.export, once for every format)"):
+                program = trace(pruned)
+            formats = _formats_in_order(group)
+            build = staging / f".build-{quant}"  # each format once; placed per target below
+            artifacts = export(pruned, plan, formats, build, program)
+            measured = {}
+            for artifact in artifacts:
+                with stage(f"parity {artifact.format} in {artifact.runtime}"):
+                    measured[artifact.format] = measure(artifact, pruned, samples, reference)
+            by_format = {a.format: a for a in artifacts}
+            for target in group:
+                for fmt in target.formats:
+                    artifact = by_format[fmt]
+                    path = staging / target.name / artifact.path.name
+                    if not path.exists():
+                        place(artifact.path, path)
+                    verdict = verdict_under(measured[fmt], target.tolerance(quant))
+                    entries.append(_entry(target, artifact, path, staging, verdict))
+            shutil.rmtree(build)
+        report = _report(student, targets, entries, inputs_info)
+        write_report(report, staging / "report.json")
+        (staging / "report.md").write_text(render_markdown(report))
+    report["out"] = str(out)
+    return report
+
+
+def exit_code(report: dict[str, Any]) -> int:
+    """0 when no artifact failed parity, 1 otherwise."""
+    return 1 if report["summary"]["fail"] else 0
+
+
+def _recipe(config: Config, target: Target) -> tuple[str, str]:
+    quant = config.compress.quant or target.quant
+    prune_spec = config.compress.prune if config.compress.prune is not None else target.prune
+    check_scheme(quant)
+    check_spec(prune_spec)
+    target.tolerance(quant)
+    return quant, prune_spec
+
+
+def _group_by_recipe(
+    targets: list[Target], recipes: dict[str, tuple[str, str]]
+) -> dict[tuple[str, str], list[Target]]:
+    groups: dict[tuple[str, str], list[Target]] = {}
+    for target in targets:
+        groups.setdefault(recipes[target.name], []).append(target)
+    return groups
+
+
+def _formats_in_order(group: list[Target]) -> tuple[str, ...]:
+    wanted = dict.fromkeys(f for t in group for f in t.formats)
+    order = ("onnx", "ort", "executorch", "coreml")  # ort is converted from onnx
+    return tuple(f for f in order if f in wanted)
+
+
+def _check_out(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: output path exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise ConfigError(f"{out}: output folder is not empty; pass --force to replace it "
+                          "or choose another --out")
+
+
+@contextmanager
+def _staging(out: Path) -> Iterator[Path]:
+    """Build the output in a hidden sibling folder; replace `out` with it only on success."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _parity_inputs(
+    config: Config, student: Student
+) -> tuple[list[dict[str, np.ndarray]], dict[str, Any]]:
+    if config.validate.inputs:
+        samples = read_inputs(Path(config.validate.inputs), student)
+        return samples, {"kind": "file", "source": config.validate.inputs,
+                         "samples": len(samples)}
+    samples = sample_inputs(student, config.validate.samples, config.validate.seed)
+    kind = "corpus" if "input_ids" in student.input_names else "synthetic"
+    return samples, {"kind": kind, "samples": len(samples), "seed": config.validate.seed}
+
+
+def read_inputs(path: Path, student: Student) -> list[dict[str, np.ndarray]]:
+    """Samples from an .npz keyed by input name; a leading extra axis holds several samples."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise EdgekitError(f"{path}: no such inputs file") from None
+    except (ValueError, OSError) as exc:
+        raise EdgekitError(f"{path}: not a readable .npz without pickles ({exc})") from None
+    counts = set()
+    for spec in student.inputs:
+        if spec.name not in arrays:
+            raise EdgekitError(f"{path}: missing input '{spec.name}' "
+                               f"(the student takes {', '.join(student.input_names)})")
+        shape = arrays[spec.name].shape
+        if shape == spec.shape:
+            counts.add(1)
+            arrays[spec.name] = arrays[spec.name][None]
+        elif shape[1:] == spec.shape:
+            counts.add(shape[0])
+        else:
+            raise EdgekitError(f"{path}: input '{spec.name}' has shape {list(shape)}, the student "
+                               f"takes {list(spec.shape)} (or N x that)")
+    if len(counts) != 1:
+        raise EdgekitError(f"{path}: inputs hold different numbers of samples {sorted(counts)}")
+    dtypes = {spec.name: spec.dtype for spec in student.inputs}
+    count = counts.pop()
+    import torch
+
+    return [{name: arrays[name][i].astype(torch.empty((), dtype=dtypes[name]).numpy().dtype)
+             for name in student.input_names} for i in range(count)]
+
+
+def _entry(target: Target, artifact: Artifact, path: Path, root: Path,
+           verdict: ParityVerdict) -> dict[str, Any]:
+    placed = Artifact(artifact.format, path, artifact.runtime, artifact.quant, artifact.inputs,
+                      artifact.outputs, artifact.notes)
+    return {
+        "target": target.name,
+        "format": artifact.format,
+        "path": str(path.relative_to(root)),
+        "bytes": placed.bytes,
+        "sha256": placed.sha256(),
+        "quant": artifact.quant,
+        "runtime": artifact.runtime,
+        "inputs": [spec.to_json() for spec in artifact.inputs],
+        "outputs": list(artifact.outputs),
+        "notes": artifact.notes,
+        "parity": verdict.to_json(),
+    }
+
+
+def _report(student: Student, targets: list[Target], entries: list[dict[str, Any]],
+            inputs_info: dict[str, Any]) -> dict[str, Any]:
+    verdicts = [e["parity"]["verdict"] for e in entries]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "edgekit_version": __version__,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "model": {
+            "name": student.name,
+            "source": student.source,
+            "task": student.task,
+            "parameters": student.parameter_count(),
+            "inputs": [spec.to_json() for spec in student.inputs],
+            "outputs": list(student.output_names),
+        },
+        "targets": [t.name for t in targets],
+        "parity_inputs": inputs_info,
+        "artifacts": entries,
+        "summary": {v: verdicts.count(v) for v in ("pass", "fail", "not_run")},
+    }

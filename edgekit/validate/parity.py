@@ -1,0 +1,144 @@
+"""Parity: run an artifact in its runtime on the student's inputs and compare to fp32 eager.
+
+Metrics fit the output: every output gets max abs / max relative error, cosine similarity and
+SQNR; logits also get top-1 agreement. A verdict is `pass` or `fail` only after a run;
+an artifact that could not be run is `not_run`, with the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgekit.console import quiet
+from edgekit.errors import EdgekitError
+from edgekit.model.student import Student
+from edgekit.runtimes import RuntimeUnavailable, open_session
+from edgekit.targets import Tolerance
+
+_SQNR_CAP_DB = 300.0  # identical outputs: JSON has no infinity
+
+
+@dataclass(frozen=True)
+class ParityVerdict:
+    """The outcome of one artifact's parity check."""
+
+    runtime: str
+    verdict: str  # pass | fail | not_run
+    reason: str
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"runtime": self.runtime, "verdict": self.verdict, "reason": self.reason,
+                "metrics": self.metrics}
+
+
+def reference_outputs(
+    student: Student, samples: list[dict[str, np.ndarray]]
+) -> list[dict[str, np.ndarray]]:
+    """The fp32 eager student's outputs for each sample, keyed by output name."""
+    results = []
+    with torch.no_grad(), quiet():
+        for sample in samples:
+            args = [torch.from_numpy(sample[spec.name]) for spec in student.inputs]
+            out = student.module(*args)
+            outs = (out,) if isinstance(out, torch.Tensor) else tuple(out)
+            results.append({name: t.detach().float().numpy()
+                             for name, t in zip(student.output_names, outs, strict=True)})
+    return results
+
+
+def compare(
+    reference: list[dict[str, np.ndarray]],
+    actual: list[dict[str, np.ndarray]],
+    logits: bool,
+) -> dict[str, float]:
+    """Parity metrics of `actual` against `reference` over all samples and outputs.
+
+    Args:
+        reference: per sample, the eager outputs by name.
+        actual: per sample, the artifact's outputs by name.
+        logits: whether the outputs are logits (adds top-1 agreement on the last axis).
+
+    Returns:
+        max_abs, max_rel (max |error| / max |reference|), cosine_min, sqnr_db (worst case)
+        and, for logits, top1_agreement (fraction of positions with the same argmax).
+    """
+    max_abs, max_rel, cosine, sqnr = 0.0, 0.0, 1.0, _SQNR_CAP_DB
+    agree, positions = 0, 0
+    for ref_sample, act_sample in zip(reference, actual, strict=True):
+        for name, ref in ref_sample.items():
+            act = np.asarray(act_sample[name], dtype=np.float64).reshape(ref.shape)
+            ref64 = ref.astype(np.float64)
+            if not np.isfinite(act).all():
+                return {"non_finite": 1.0}
+            err = act - ref64
+            abs_err = float(np.abs(err).max(initial=0.0))
+            max_abs = max(max_abs, abs_err)
+            max_rel = max(max_rel, abs_err / max(float(np.abs(ref64).max(initial=0.0)), 1e-12))
+            denom = float(np.linalg.norm(ref64) * np.linalg.norm(act))
+            cosine = min(cosine, float(np.dot(ref64.ravel(), act.ravel()) / denom) if denom else 1.0)
+            noise = float(np.sum(err**2))
+            if noise > 0:
+                sqnr = min(sqnr, 10.0 * np.log10(max(float(np.sum(ref64**2)), 1e-30) / noise))
+            if logits:
+                agree += int((ref.argmax(-1) == act.argmax(-1)).sum())
+                positions += int(np.prod(ref.shape[:-1]))
+    metrics = {"max_abs": max_abs, "max_rel": max_rel, "cosine_min": cosine, "sqnr_db": sqnr}
+    if logits and positions:
+        metrics["top1_agreement"] = agree / positions
+    return metrics
+
+
+def judge(metrics: dict[str, float], tolerance: Tolerance) -> tuple[str, str]:
+    """`(verdict, reason)` for metrics under a tolerance; the reason names every miss."""
+    if metrics.get("non_finite"):
+        return "fail", "the artifact produced NaN or Inf"
+    misses = []
+    if tolerance.max_rel is not None and metrics["max_rel"] > tolerance.max_rel:
+        misses.append(f"max_rel {metrics['max_rel']:.3g} > {tolerance.max_rel:g}")
+    if tolerance.cosine_min is not None and metrics["cosine_min"] < tolerance.cosine_min:
+        misses.append(f"cosine_min {metrics['cosine_min']:.6f} < {tolerance.cosine_min:g}")
+    top1 = metrics.get("top1_agreement")
+    if tolerance.top1_min is not None and top1 is not None and top1 < tolerance.top1_min:
+        misses.append(f"top1_agreement {top1:.3f} < {tolerance.top1_min:g}")
+    if misses:
+        return "fail", "; ".join(misses)
+    checked = [k for k in ("max_rel", "cosine_min", "top1_min") if getattr(tolerance, k) is not None]
+    return "pass", f"within tolerance ({', '.join(checked)})"
+
+
+def measure(
+    artifact: Any,
+    student: Student,
+    samples: list[dict[str, np.ndarray]],
+    reference: list[dict[str, np.ndarray]],
+) -> ParityVerdict:
+    """Run `artifact` in its runtime on `samples` and measure it against `reference`.
+
+    Returns:
+        An unjudged verdict (verdict "") carrying the metrics; `not_run` with the reason when
+        the runtime cannot run here; `fail` when the run itself failed.
+    """
+    try:
+        session = open_session(artifact.path, tuple(s.name for s in artifact.inputs),
+                               artifact.outputs)
+    except RuntimeUnavailable as exc:
+        return ParityVerdict(artifact.runtime, "not_run", str(exc).split(": ", 1)[-1])
+    try:
+        actual = [session.run(sample) for sample in samples]
+    except EdgekitError as exc:
+        return ParityVerdict(artifact.runtime, "fail", f"run failed: {exc}")
+    is_logits = any(name == "logits" for name in student.output_names)
+    return ParityVerdict(artifact.runtime, "", "", compare(reference, actual, logits=is_logits))
+
+
+def verdict_under(measured: ParityVerdict, tolerance: Tolerance) -> ParityVerdict:
+    """Judge a measurement under a target's tolerance (already judged ones pass through)."""
+    if measured.verdict:
+        return measured
+    verdict, reason = judge(measured.metrics, tolerance)
+    return ParityVerdict(measured.runtime, verdict, reason, measured.metrics)
