@@ -64,6 +64,8 @@ class Config:
     validate: ValidateConfig = field(default_factory=ValidateConfig)
 
 
+_POSITIVE = {"model.seq_len", "validate.samples"}
+
 # `--set model=PATH` and `model = "PATH"` at the top of a file name a section's main key.
 _SECTION_SHORTHAND = {"model": "path"}
 
@@ -176,6 +178,8 @@ def _coerce(value: Any, hint: Any, key: str, where: str) -> Any:
         raise ConfigError(f"{where}: '{key}' must be true or false, got {value!r}")
     if hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            if value < 1 and key in _POSITIVE:
+                raise ConfigError(f"{where}: '{key}' must be at least 1, got {value}")
             return value
         raise ConfigError(f"{where}: '{key}' must be an integer, got {value!r}")
     if hint is str:

@@ -148,7 +148,14 @@ def _parity_inputs(
         return samples, {"kind": "file", "source": config.validate.inputs,
                          "samples": len(samples)}
     samples = sample_inputs(student, config.validate.samples, config.validate.seed)
-    kind = "corpus" if "input_ids" in student.input_names else "synthetic"
+    if student.examples:
+        kind = "example_inputs"
+    elif "input_ids" in student.input_names:
+        kind = "corpus"
+    elif "pixel_values" in student.input_names:
+        kind = "natural_images"
+    else:
+        kind = "synthetic"
     return samples, {"kind": kind, "samples": len(samples), "seed": config.validate.seed}
 
 

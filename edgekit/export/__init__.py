@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import shutil
 from collections.abc import Callable
@@ -107,7 +108,9 @@ def export(
                     raise ExportError("format 'ort' is converted from 'onnx'; list 'onnx' first")
                 notes = onnx.to_ort(artifacts["onnx"].path, path)
             else:
-                notes = LOWERERS[fmt](program, student, path)
+                # Lowering passes annotate and rewrite the graph they get (XNNPACK's dim-order
+                # pass broke Core ML's conversion after it): each format gets its own copy.
+                notes = LOWERERS[fmt](copy.deepcopy(program), student, path)
         artifacts[fmt] = Artifact(format=fmt, path=path, runtime=RUNTIME[fmt], quant=plan.scheme,
                                   inputs=student.inputs, outputs=student.output_names,
                                   notes=notes)

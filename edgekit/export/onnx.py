@@ -21,7 +21,7 @@ _SINGLE_FILE_LIMIT = 1_800_000_000  # protobuf's 2 GB limit, with room for the g
 
 
 def lower(program: torch.export.ExportedProgram, student: Student, dest: Path) -> dict[str, Any]:
-    """Export `program` to an ONNX file at `dest` (external data beside it when over 2 GB).
+    """Export `program` to a single ONNX file at `dest` (weights inside, so under 2 GB).
 
     Returns:
         Notes for the report: opset and ONNX Runtime's mobile-usability result.
@@ -29,13 +29,16 @@ def lower(program: torch.export.ExportedProgram, student: Student, dest: Path) -
     example = sample_inputs(student, 1)[0]
     args = tuple(torch.from_numpy(example[spec.name]) for spec in student.inputs)
     weights = sum(t.numel() * t.element_size() for t in program.state_dict.values())
+    if weights > _SINGLE_FILE_LIMIT:
+        raise ExportError(f"{student.name}: {weights / 1e9:.1f} GB of weights exceeds ONNX's "
+                          "2 GB single-file limit; quantize it or export another format")
     try:
         with quiet(), staged(dest) as partial:
             torch.onnx.export(
                 program, args, str(partial), dynamo=True, opset_version=_OPSET,
                 input_names=list(student.input_names),
                 output_names=list(student.output_names),
-                external_data=weights > _SINGLE_FILE_LIMIT, verbose=False,
+                external_data=False, verbose=False,
             )
     except ExportError:
         raise
@@ -101,8 +104,8 @@ def mobile_usability(onnx_path: Path) -> dict[str, Any]:
         found = re.match(r"Model should perform well with (.+) as is: (\w+)", line)
         if found:
             suitability[found.group(1)] = found.group(2)
-    return {"ran": True, "try_eps": bool(try_eps), "suitability": suitability,
-            "log": [line for line in records.lines if line.strip()]}
+    log = [line.replace(str(onnx_path), onnx_path.name) for line in records.lines if line.strip()]
+    return {"ran": True, "try_eps": bool(try_eps), "suitability": suitability, "log": log}
 
 
 class _Collector(logging.Handler):

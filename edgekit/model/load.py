@@ -283,10 +283,12 @@ def _from_module(
         outputs = wrapped(*example_inputs)
     specs = tuple(TensorSpec(f"input_{i}", tuple(t.shape), t.dtype)
                   for i, t in enumerate(example_inputs))
+    example = {spec.name: t.detach().numpy().copy() for spec, t in zip(specs, example_inputs,
+                                                                       strict=True)}
     return Student(name=_safe_name(name or type(module).__name__.lower()), task=task or "generic",
                    module=wrapped, inputs=specs,
                    output_names=tuple(f"output_{i}" for i in range(len(outputs))),
-                   source=f"torch.nn.Module ({type(module).__name__})")
+                   source=f"torch.nn.Module ({type(module).__name__})", examples=(example,))
 
 
 def _from_pt2(path: Path, task: str | None, name: str | None) -> Student:

@@ -38,6 +38,7 @@ class Student:
     tokenizer: Any = None  # a transformers tokenizer, when the student has one
     hf_config: Any = None  # the transformers config, when the student has one
     program: torch.export.ExportedProgram | None = None  # set when loaded from a .pt2
+    examples: tuple[dict[str, Any], ...] = ()  # real inputs given with the student (numpy)
 
     @property
     def input_names(self) -> tuple[str, ...]:

@@ -59,7 +59,7 @@ def open_session(
     if runtime == "executorch":
         from edgekit.runtimes.executorch import ExecuTorchSession
 
-        return ExecuTorchSession(path, input_names, output_names)
+        return ExecuTorchSession(path, input_names, output_names, threads)
     if runtime == "onnxruntime":
         from edgekit.runtimes.onnxruntime import OnnxRuntimeSession
 

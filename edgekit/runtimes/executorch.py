@@ -19,8 +19,13 @@ class ExecuTorchSession:
         path: Path,
         input_names: tuple[str, ...] | None = None,
         output_names: tuple[str, ...] | None = None,
+        threads: int | None = None,
     ) -> None:
         runtime = import_backend("executorch.runtime")
+        if threads:
+            # XNNPACK's threadpool is process-wide in the bindings.
+            bindings = import_backend("executorch.extension.pybindings.portable_lib")
+            bindings._unsafe_reset_threadpool(threads)
         try:
             with quiet():
                 program = runtime.Runtime.get().load_program(str(path))

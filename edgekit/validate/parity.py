@@ -87,7 +87,8 @@ def compare(
             if logits:
                 agree += int((ref.argmax(-1) == act.argmax(-1)).sum())
                 positions += int(np.prod(ref.shape[:-1]))
-    metrics = {"max_abs": max_abs, "max_rel": max_rel, "cosine_min": cosine, "sqnr_db": sqnr}
+    metrics = {"max_abs": max_abs, "max_rel": max_rel, "cosine_min": cosine,
+               "sqnr_db": float(sqnr)}
     if logits and positions:
         metrics["top1_agreement"] = agree / positions
     return metrics
@@ -128,6 +129,8 @@ def measure(
                                artifact.outputs)
     except RuntimeUnavailable as exc:
         return ParityVerdict(artifact.runtime, "not_run", str(exc).split(": ", 1)[-1])
+    except EdgekitError as exc:
+        return ParityVerdict(artifact.runtime, "fail", f"load failed: {exc}")
     try:
         actual = [session.run(sample) for sample in samples]
     except EdgekitError as exc:

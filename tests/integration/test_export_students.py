@@ -1,0 +1,129 @@
+"""Tiny real-architecture students exported to every format for real, through the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import read_report, run_cli
+
+FP32_MAX_REL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def exported(student_dir, tmp_path_factory):
+    """Export each kind of student once for --target all and return (out folder, result)."""
+    results: dict[str, tuple[Path, object]] = {}
+
+    def get(kind: str) -> tuple[Path, dict]:
+        if kind not in results:
+            out = tmp_path_factory.mktemp("out") / kind
+            result = run_cli("export", "--model", str(student_dir(kind)), "--target", "all",
+                             "--quant", "none", "--out", str(out))
+            assert result.returncode == 0, result.stderr[-3000:]
+            results[kind] = (out, result)
+        return results[kind][0], read_report(results[kind][0])
+
+    return get
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("kind", ["llama", "qwen2", "bert", "resnet"])
+def test_every_format_is_written_and_runs_at_fp32_parity(exported, kind: str):
+    out, report = exported(kind)
+    assert report["schema_version"] == 1
+    assert report["targets"] == ["android", "ios", "web"]
+    placed = {(a["target"], a["format"]) for a in report["artifacts"]}
+    assert placed == {("android", "executorch"), ("android", "onnx"), ("android", "ort"),
+                      ("ios", "coreml"), ("ios", "executorch"), ("web", "onnx")}
+    for item in report["artifacts"]:
+        path = out / item["path"]
+        assert path.exists(), item["path"]
+        assert item["path"] == f"{item['target']}/tiny-{kind}." + {
+            "executorch": "pte", "onnx": "onnx", "ort": "ort", "coreml": "mlpackage"}[item["format"]]
+        assert item["bytes"] > 0 and item["quant"] == "none"
+        parity = item["parity"]
+        if item["format"] == "coreml":
+            assert parity["verdict"] == "not_run"
+            assert "Core ML" in parity["reason"] and parity["metrics"] == {}
+            continue
+        if not path.is_dir():
+            assert item["sha256"] == _sha256(path)
+        assert parity["verdict"] == "pass", parity
+        assert parity["metrics"]["max_rel"] <= FP32_MAX_REL
+        assert parity["metrics"]["cosine_min"] > 0.9999
+    assert report["summary"] == {"pass": 5, "fail": 0, "not_run": 1}
+    assert (out / "report.md").read_text().startswith(f"# edgekit report: tiny-{kind}")
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_decoder_logits_agree_on_top1_and_record_the_export_notes(exported):
+    _, report = exported("llama")
+    by_format = {a["format"]: a for a in report["artifacts"] if a["target"] != "web"}
+    assert by_format["executorch"]["parity"]["metrics"]["top1_agreement"] == 1.0
+    assert by_format["executorch"]["notes"]["backend"] == "XNNPACK"
+    assert by_format["executorch"]["notes"]["delegated_subgraphs"] >= 1
+    usability = by_format["onnx"]["notes"]["mobile_usability"]
+    assert usability["ran"] is True
+    assert set(usability["suitability"]) >= {"NNAPI", "CoreML MLProgram"}
+    assert by_format["coreml"]["notes"] == {"minimum_deployment_target": "iOS18",
+                                            "compute_precision": "float16"}
+    assert report["model"]["inputs"] == [{"name": "input_ids", "shape": [1, 64],
+                                          "dtype": "int64"}]
+    assert report["parity_inputs"] == {"kind": "corpus", "samples": 2, "seed": 0}
+
+
+def test_encoder_inputs_and_outputs(exported):
+    _, report = exported("bert")
+    assert report["model"]["task"] == "feature-extraction"
+    assert [i["name"] for i in report["model"]["inputs"]] == ["input_ids", "attention_mask"]
+    assert report["model"]["outputs"] == ["last_hidden_state"]
+
+
+@pytest.mark.parametrize("kind", ["llama", "bert"])
+def test_coreml_package_targets_ios18_with_named_io(exported, kind: str):
+    import coremltools as ct
+
+    out, report = exported(kind)
+    model = ct.models.MLModel(str(out / "ios" / f"tiny-{kind}.mlpackage"),
+                              skip_model_load=True)
+    spec = model.get_spec()
+    assert spec.specificationVersion >= 9  # iOS 18
+    assert [i.name for i in spec.description.input] == [i["name"] for i in
+                                                        report["model"]["inputs"]]
+    assert [o.name for o in spec.description.output] == report["model"]["outputs"]
+    assert spec.WhichOneof("Type") == "mlProgram"
+
+
+def test_edgekit_run_reproduces_the_artifacts_outputs(exported, tmp_path: Path):
+    out, _ = exported("llama")
+    ids = np.frombuffer(b"The river rose slowly through the night, and by morning the lower f",
+                        dtype=np.uint8)[:64].astype(np.int64)[None]
+    np.savez(tmp_path / "in.npz", input_ids=ids)
+    results = {}
+    for artifact in ("android/tiny-llama.pte", "android/tiny-llama.onnx",
+                     "android/tiny-llama.ort"):
+        result = run_cli("run", str(out / artifact), "--inputs", str(tmp_path / "in.npz"),
+                         "--out", str(tmp_path / "o.npz"))
+        assert result.returncode == 0, result.stderr
+        assert "logits: shape [1, 64, 256] float32" in result.stdout
+        with np.load(tmp_path / "o.npz") as data:
+            results[artifact] = data["logits"]
+    values = list(results.values())
+    for other in values[1:]:
+        np.testing.assert_allclose(other, values[0], rtol=1e-4, atol=1e-5)
+
+
+def test_edgekit_run_on_coreml_says_it_cannot_run_here(exported, tmp_path: Path):
+    out, _ = exported("llama")
+    np.savez(tmp_path / "in.npz", input_ids=np.zeros((1, 64), dtype=np.int64))
+    result = run_cli("run", str(out / "ios" / "tiny-llama.mlpackage"), "--inputs",
+                     str(tmp_path / "in.npz"), "--out", str(tmp_path / "o.npz"))
+    assert result.returncode == 2
+    assert "Core ML runs only on Apple hardware" in result.stderr
+    assert not (tmp_path / "o.npz").exists()
