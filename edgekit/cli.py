@@ -143,7 +143,7 @@ def _run(args: argparse.Namespace) -> int:
     outputs = session.run(inputs)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     partial = args.out.with_name(f".{args.out.name}.partial.npz")
-    np.savez(partial, **outputs)
+    np.savez(partial, **outputs)  # type: ignore[arg-type]
     partial.replace(args.out)
     for name, value in outputs.items():
         print(f"{name}: shape {list(value.shape)} {value.dtype}")

@@ -42,8 +42,8 @@ def lower(program: torch.export.ExportedProgram, student: Student, dest: Path) -
 
 
 def _count_delegates(graph_module: torch.fx.GraphModule) -> int:
-    return sum(1 for node in graph_module.graph.nodes
-               if node.op == "call_function" and _op_name(node.target) == "executorch_call_delegate")
+    return sum(1 for node in graph_module.graph.nodes if node.op == "call_function"
+               and _op_name(node.target) == "executorch_call_delegate")
 
 
 def _undelegated_ops(graph_module: torch.fx.GraphModule) -> Counter[str]:

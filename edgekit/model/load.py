@@ -185,7 +185,8 @@ def _from_hf_folder(folder: Path, task: str | None, seq_len: int, name: str | No
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise LoadError(f"{folder}: transformers could not load it ({_first_line(exc)})") from None
     tokenizer = _tokenizer(lambda: transformers.AutoTokenizer.from_pretrained(folder), folder)
-    return wrap_hf_model(model, task, seq_len, name or folder.resolve().name, str(folder), tokenizer)
+    name = name or folder.resolve().name
+    return wrap_hf_model(model, task, seq_len, name, str(folder), tokenizer)
 
 
 def _tokenizer(make: Any, folder: Path) -> Any:
@@ -236,6 +237,7 @@ def wrap_hf_model(
     if limit:
         seq_len = min(seq_len, int(limit))
     module: torch.nn.Module
+    inputs: tuple[TensorSpec, ...]
     if task == "text-generation":
         module = CausalLMForExport(model, seq_len)
         inputs = (TensorSpec("input_ids", (1, seq_len), torch.long),)

@@ -17,7 +17,8 @@ class TensorSpec:
     dtype: torch.dtype
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "shape": list(self.shape), "dtype": str(self.dtype).removeprefix("torch.")}
+        dtype = str(self.dtype).removeprefix("torch.")
+        return {"name": self.name, "shape": list(self.shape), "dtype": dtype}
 
 
 @dataclass(frozen=True)

@@ -74,9 +74,8 @@ class EncoderForExport(nn.Module):
         self.model = model
         self.output = output
         self.extra: dict[str, str] = {}
-        embeddings = getattr(model, "embeddings", None) or getattr(
-            getattr(model, model.base_model_prefix, None), "embeddings", None
-        )
+        base = getattr(model, str(getattr(model, "base_model_prefix", "")), model)
+        embeddings = getattr(model, "embeddings", None) or getattr(base, "embeddings", None)
         if _accepts(model, "position_ids"):
             # RoBERTa-style embeddings count positions from padding_idx + 1.
             offset = getattr(embeddings, "padding_idx", -1) + 1

@@ -42,7 +42,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         f"- source: `{model['source']}`",
         f"- task: {model['task']}, parameters: {model['parameters']:,}",
-        f"- inputs: " + ", ".join(f"`{i['name']}` {i['shape']} {i['dtype']}"
+        "- inputs: " + ", ".join(f"`{i['name']}` {i['shape']} {i['dtype']}"
                                   for i in model["inputs"]),
         f"- edgekit {report['edgekit_version']}, targets: {', '.join(report['targets'])}",
         "",

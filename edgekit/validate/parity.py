@@ -79,8 +79,7 @@ def compare(
             abs_err = float(np.abs(err).max(initial=0.0))
             max_abs = max(max_abs, abs_err)
             max_rel = max(max_rel, abs_err / max(float(np.abs(ref64).max(initial=0.0)), 1e-12))
-            denom = float(np.linalg.norm(ref64) * np.linalg.norm(act))
-            cosine = min(cosine, float(np.dot(ref64.ravel(), act.ravel()) / denom) if denom else 1.0)
+            cosine = min(cosine, _cosine(ref64, act))
             noise = float(np.sum(err**2))
             if noise > 0:
                 sqnr = min(sqnr, 10.0 * np.log10(max(float(np.sum(ref64**2)), 1e-30) / noise))
@@ -92,6 +91,13 @@ def compare(
     if logits and positions:
         metrics["top1_agreement"] = agree / positions
     return metrics
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    norms = float(np.linalg.norm(a) * np.linalg.norm(b))
+    if norms == 0.0:  # both zero agree; one zero against a non-zero does not
+        return 1.0 if not a.any() and not b.any() else 0.0
+    return float(np.dot(a.ravel(), b.ravel()) / norms)
 
 
 def judge(metrics: dict[str, float], tolerance: Tolerance) -> tuple[str, str]:
@@ -108,7 +114,8 @@ def judge(metrics: dict[str, float], tolerance: Tolerance) -> tuple[str, str]:
         misses.append(f"top1_agreement {top1:.3f} < {tolerance.top1_min:g}")
     if misses:
         return "fail", "; ".join(misses)
-    checked = [k for k in ("max_rel", "cosine_min", "top1_min") if getattr(tolerance, k) is not None]
+    checked = [k for k in ("max_rel", "cosine_min", "top1_min")
+               if getattr(tolerance, k) is not None]
     return "pass", f"within tolerance ({', '.join(checked)})"
 
 

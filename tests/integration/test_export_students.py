@@ -44,8 +44,8 @@ def test_every_format_is_written_and_runs_at_fp32_parity(exported, kind: str):
     for item in report["artifacts"]:
         path = out / item["path"]
         assert path.exists(), item["path"]
-        assert item["path"] == f"{item['target']}/tiny-{kind}." + {
-            "executorch": "pte", "onnx": "onnx", "ort": "ort", "coreml": "mlpackage"}[item["format"]]
+        suffix = {"executorch": "pte", "onnx": "onnx", "ort": "ort", "coreml": "mlpackage"}
+        assert item["path"] == f"{item['target']}/tiny-{kind}.{suffix[item['format']]}"
         assert item["bytes"] > 0 and item["quant"] == "none"
         parity = item["parity"]
         if item["format"] == "coreml":
