@@ -113,3 +113,20 @@ def test_default_out_folder_is_named_after_the_student(student_dir, tmp_path: Pa
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "edgekit-out" / "tiny-llama" / "web" / "tiny-llama.onnx").is_file()
     assert "1 passed, 0 failed, 0 not run" in result.stdout
+
+
+def test_sharded_safetensors_folder(tmp_path: Path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(1)
+    config = LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+    LlamaForCausalLM(config).eval().save_pretrained(tmp_path / "sharded", max_shard_size="100KB")
+    shards = sorted((tmp_path / "sharded").glob("*.safetensors"))
+    assert len(shards) > 1
+    out = tmp_path / "out"
+    result = run_cli("export", "--model", str(tmp_path / "sharded"), "--target", "web",
+                     "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["artifacts"][0]["parity"]["verdict"] == "pass"

@@ -127,3 +127,14 @@ def test_edgekit_run_on_coreml_says_it_cannot_run_here(exported, tmp_path: Path)
     assert result.returncode == 2
     assert "Core ML runs only on Apple hardware" in result.stderr
     assert not (tmp_path / "o.npz").exists()
+
+
+@pytest.mark.parametrize("kind", ["llama", "bert", "resnet"])
+def test_report_matches_the_documented_schema(exported, kind: str):
+    import json
+
+    import jsonschema
+
+    schema = json.loads((Path(__file__).parents[2] / "docs" / "report.schema.json").read_text())
+    _, report = exported(kind)
+    jsonschema.Draft202012Validator(schema).validate(report)
