@@ -1,0 +1,1 @@
+"""One module per `edgekit` command; cli.COMMANDS lists them in help order."""

@@ -1,0 +1,80 @@
+"""`edgekit export`: the whole trip for one or more targets."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def register(commands: Any) -> None:
+    export = commands.add_parser("export", help="export a student for one or more targets")
+    export.add_argument("--model", help="built-in name (smollm2-135m), HF folder, .gguf or "
+                                        ".pt2 (default: smollm2-135m)")
+    export.add_argument("--target", action="append",
+                        help="ios, android, web or all; repeat or comma-separate (default: ios)")
+    export.add_argument("--out", help="output folder (default: edgekit-out/<model-name>)")
+    export.add_argument("--task", help="text-generation, feature-extraction, fill-mask, "
+                                       "text-classification or image-classification")
+    export.add_argument("--quant", help="none, int8 or int4 (default: the target's recipe)")
+    export.add_argument("--prune", help="pruning spec (default: the target's recipe)")
+    export.add_argument("--inputs", help=".npz of real inputs for parity, keyed by input name")
+    export.add_argument("--config", type=Path, help="edgekit.toml")
+    export.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. model.seq_len=128")
+    export.add_argument("--force", action="store_true", help="replace a non-empty --out")
+    export.set_defaults(handler=_export)
+
+
+def _export_overrides(args: argparse.Namespace) -> list[str]:
+    sets: list[str] = []
+    if args.model:
+        sets.append(f"model.path={_toml_string(args.model)}")
+    if args.task:
+        sets.append(f"model.task={_toml_string(args.task)}")
+    if args.target:
+        names = [n.strip() for item in args.target for n in item.split(",") if n.strip()]
+        sets.append("export.targets=[" + ", ".join(_toml_string(n) for n in names) + "]")
+    if args.out:
+        sets.append(f"export.out={_toml_string(args.out)}")
+    if args.force:
+        sets.append("export.force=true")
+    if args.quant:
+        sets.append(f"compress.quant={_toml_string(args.quant)}")
+    if args.prune is not None:
+        sets.append(f"compress.prune={_toml_string(args.prune)}")
+    if args.inputs:
+        sets.append(f"validate.inputs={_toml_string(args.inputs)}")
+    return sets + list(args.set)
+
+
+def _toml_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _export(args: argparse.Namespace) -> int:
+    from edgekit.config import load_config
+    from edgekit.pipeline import exit_code, run
+
+    config = load_config(args.config, _export_overrides(args))
+    report = run(config)
+    _print_summary(report)
+    return exit_code(report)
+
+
+def _print_summary(report: dict[str, Any]) -> None:
+    from edgekit.report.markdown import HEADER, artifact_rows
+
+    rows = [HEADER, *artifact_rows(report)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for item in report["artifacts"]:
+        if item["parity"]["verdict"] != "pass":
+            print(f"{item['target']}/{item['format']}: {item['parity']['verdict']}: "
+                  f"{item['parity']['reason']}")
+    summary = report["summary"]
+    print(f"{summary['pass']} passed, {summary['fail']} failed, {summary['not_run']} not run; "
+          f"report: {Path(report['out']) / 'report.json'}")
+
+
