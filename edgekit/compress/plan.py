@@ -74,7 +74,9 @@ def find_layers(module: nn.Module) -> list[tuple[tuple[str, ...], nn.Module]]:
 def plan_layer(names: tuple[str, ...], layer: nn.Module, settings: QuantSettings,
                bits: int | None = None) -> LayerPlan:
     """Quantize one layer's weight under `settings` (`bits` overrides settings.bits)."""
-    weight = layer.weight.detach().float()
+    parameter = layer.weight
+    assert isinstance(parameter, torch.Tensor)
+    weight = parameter.detach().float()
     kind = "embedding" if isinstance(layer, nn.Embedding) else "linear"
     shape = tuple(weight.shape)
     if any(n == k or n.endswith("." + k) for n in names for k in settings.keep_float):
