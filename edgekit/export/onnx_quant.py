@@ -1,0 +1,183 @@
+"""Emit a quantization plan in an ONNX graph with ONNX Runtime's native 4/8-bit operators.
+
+The fp32 graph's weight initializers are matched to the plan's layers by value (the exporter
+folds `weight.T` into anonymous initializers, so names do not survive), then:
+
+- MatMul(x, W.T)  ->  com.microsoft MatMulNBits(x, codes, scales[, zero_points]),
+  block_size = the plan's group size, float activations (accuracy_level unset);
+- Gather(W, ids)  ->  com.microsoft GatherBlockQuantized(codes, ids, scales[, zero_points]).
+
+Codes and scales are the plan's own, re-packed; nothing is re-quantized. Layers the graph
+uses in another way (e.g. Gemm) stay in float and are listed as substituted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from edgekit.compress.plan import LayerPlan
+from edgekit.compress.weights import QuantizedWeight
+
+_MS = "com.microsoft"
+
+
+def _key(array: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(array, dtype=np.float32).tobytes()).hexdigest()
+
+
+def _pack_nibbles(values: np.ndarray) -> np.ndarray:
+    """Two 4-bit values per byte, the first in the low nibble (ONNX and ORT order)."""
+    flat = values.astype(np.uint8).reshape(-1)
+    if flat.size % 2:
+        flat = np.append(flat, np.uint8(0))
+    return (flat[0::2] & 0x0F) | ((flat[1::2] & 0x0F) << 4)
+
+
+def _unsigned(weight: QuantizedWeight) -> tuple[np.ndarray, np.ndarray | None]:
+    """Codes and zero points as unsigned integers (symmetric codes shifted by 2^(bits-1))."""
+    codes = weight.codes.numpy().astype(np.int32)
+    if weight.zeros is None:
+        return (codes + 2 ** (weight.bits - 1)).astype(np.uint8), None
+    return codes.astype(np.uint8), weight.zeros.numpy().astype(np.uint8)
+
+
+def matmul_nbits(x: str, out: str, name: str, weight: QuantizedWeight,
+                 initializers: list[TensorProto]) -> onnx.NodeProto:
+    """A MatMulNBits node computing x @ W.T from the plan's codes and scales."""
+    rows, cols = weight.codes.shape  # N (out features), K (in features)
+    blocks = cols // weight.group_size
+    codes, zeros = _unsigned(weight)
+    grouped = codes.reshape(rows, blocks, weight.group_size)
+    if weight.bits == 4:
+        packed = _pack_nibbles(grouped).reshape(rows, blocks, weight.group_size // 2)
+    else:
+        packed = grouped
+    inputs = [x, f"{name}.qweight", f"{name}.scales"]
+    initializers.append(numpy_helper.from_array(packed, inputs[1]))
+    initializers.append(numpy_helper.from_array(weight.scales.numpy().reshape(-1), inputs[2]))
+    if zeros is not None:
+        if weight.bits == 4:
+            zero_bytes = np.stack([_pack_nibbles(row) for row in zeros]).reshape(-1)
+        else:
+            zero_bytes = zeros.reshape(-1)
+        inputs.append(f"{name}.zero_points")
+        initializers.append(numpy_helper.from_array(zero_bytes, inputs[3]))
+    return helper.make_node("MatMulNBits", inputs, [out], name=f"{name}.MatMulNBits",
+                            domain=_MS, K=cols, N=rows, bits=weight.bits,
+                            block_size=weight.group_size)
+
+
+def gather_block_quantized(ids: str, out: str, name: str, weight: QuantizedWeight,
+                           initializers: list[TensorProto]) -> onnx.NodeProto:
+    """A GatherBlockQuantized node reading rows of the plan's quantized table."""
+    rows, cols = weight.codes.shape
+    codes = weight.codes.numpy().astype(np.int32)
+    if weight.zeros is None:
+        dtype = TensorProto.INT4 if weight.bits == 4 else TensorProto.INT8
+        raw = _pack_nibbles(codes) if weight.bits == 4 else codes.astype(np.int8)
+    else:
+        dtype = TensorProto.UINT4 if weight.bits == 4 else TensorProto.UINT8
+        raw = _pack_nibbles(codes) if weight.bits == 4 else codes.astype(np.uint8)
+    data = helper.make_tensor(f"{name}.qdata", dtype, [rows, cols], raw.tobytes(), raw=True)
+    initializers.append(data)
+    initializers.append(numpy_helper.from_array(weight.scales.numpy(), f"{name}.scales"))
+    inputs = [data.name, ids, f"{name}.scales"]
+    if weight.zeros is not None:
+        zeros = weight.zeros.numpy().astype(np.int32)
+        raw_zeros = _pack_nibbles(zeros) if weight.bits == 4 else zeros.astype(np.uint8)
+        zp = helper.make_tensor(f"{name}.zero_points", dtype, list(zeros.shape),
+                                raw_zeros.tobytes(), raw=True)
+        initializers.append(zp)
+        inputs.append(zp.name)
+    return helper.make_node("GatherBlockQuantized", inputs, [out],
+                            name=f"{name}.GatherBlockQuantized", domain=_MS, gather_axis=0,
+                            quantize_axis=1, block_size=weight.group_size, bits=weight.bits)
+
+
+def apply_plan(model: onnx.ModelProto, layers: list[LayerPlan],
+               weights: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Rewrite `model` in place so that every planned layer uses its quantized form.
+
+    Args:
+        model: the fp32 ONNX model of the student.
+        layers: the plan's layers.
+        weights: fp32 weight [out, in] of each layer, keyed by the layer's first name.
+
+    Returns:
+        Notes: which layers were emitted as which operator, and which stayed in float (why).
+    """
+    graph = model.graph
+    init_by_name = {init.name: init for init in graph.initializer}
+    matmul_keys: dict[str, LayerPlan] = {}
+    gather_keys: dict[str, LayerPlan] = {}
+    for planned in layers:
+        if planned.weight is None:
+            continue
+        weight = weights[planned.names[0]]
+        if planned.kind == "embedding":
+            gather_keys[_key(weight)] = planned
+        matmul_keys[_key(weight.T)] = planned  # also a tied LM head's MatMul
+    # A weight shared by a Gather and a MatMul (tied LM head) reaches the MatMul through a
+    # Transpose node instead of a folded initializer.
+    transposed = {node.output[0]: node.input[0] for node in graph.node
+                  if node.op_type == "Transpose" and node.input[0] in init_by_name
+                  and list(helper.get_attribute_value(a) for a in node.attribute) == [[1, 0]]}
+    emitted: dict[str, list[str]] = {}
+    new_inits: list[TensorProto] = []
+    nodes = []
+    for index, node in enumerate(graph.node):
+        layer = _planned_layer(node, init_by_name, transposed, matmul_keys, gather_keys)
+        if layer is None or layer.weight is None:
+            nodes.append(node)
+            continue
+        name = f"{layer.names[0]}.{index}"
+        if node.op_type == "MatMul":
+            nodes.append(matmul_nbits(node.input[0], node.output[0], name, layer.weight, new_inits))
+        else:
+            nodes.append(gather_block_quantized(node.input[1], node.output[0], name,
+                                                layer.weight, new_inits))
+        emitted.setdefault(layer.names[0], []).append(nodes[-1].op_type)
+    nodes = _drop_dead(nodes, {o.name for o in graph.output})
+    used = {i for n in nodes for i in n.input}
+    kept = [i for i in graph.initializer if i.name in used]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.initializer[:]
+    graph.initializer.extend(kept + new_inits)
+    if not any(op.domain == _MS for op in model.opset_import):
+        model.opset_import.append(helper.make_opsetid(_MS, 1))
+    missed = {layer.names[0]: "no MatMul/Gather on this weight in the ONNX graph"
+              for layer in layers if layer.weight is not None and layer.names[0] not in emitted}
+    return {"quantized_ops": emitted, "kept_float": missed}
+
+
+def _planned_layer(node: onnx.NodeProto, inits: dict[str, TensorProto],
+                   transposed: dict[str, str], matmul_keys: dict[str, LayerPlan],
+                   gather_keys: dict[str, LayerPlan]) -> LayerPlan | None:
+    if node.op_type == "MatMul" and node.input[1] in transposed:
+        init, keys, flip = inits.get(transposed[node.input[1]]), matmul_keys, True
+    elif node.op_type == "MatMul":
+        init, keys, flip = inits.get(node.input[1]), matmul_keys, False
+    elif node.op_type == "Gather":
+        init, keys, flip = inits.get(node.input[0]), gather_keys, False
+    else:
+        return None
+    if init is None or init.data_type != TensorProto.FLOAT:
+        return None
+    array = numpy_helper.to_array(init)
+    return keys.get(_key(array.T if flip else array))
+
+
+def _drop_dead(nodes: list[onnx.NodeProto], outputs: set[str]) -> list[onnx.NodeProto]:
+    """Remove nodes (e.g. a Transpose of a replaced weight) whose outputs nothing reads."""
+    while True:
+        used = {i for n in nodes for i in n.input} | outputs
+        alive = [n for n in nodes if any(o in used for o in n.output)]
+        if len(alive) == len(nodes):
+            return nodes
+        nodes = alive
