@@ -110,7 +110,9 @@ def export(
             else:
                 # Lowering passes annotate and rewrite the graph they get (XNNPACK's dim-order
                 # pass broke Core ML's conversion after it): each format gets its own copy.
-                notes = LOWERERS[fmt](copy.deepcopy(program), student, path)
+                with quiet():  # deepcopy of a program warns through torch's pytree
+                    own_copy = copy.deepcopy(program)
+                notes = LOWERERS[fmt](own_copy, student, path)
         artifacts[fmt] = Artifact(format=fmt, path=path, runtime=RUNTIME[fmt], quant=plan.scheme,
                                   inputs=student.inputs, outputs=student.output_names,
                                   notes=notes)
