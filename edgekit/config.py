@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import ConfigError
+from edgekit.targets import FORMATS
 
 DEFAULT_MODEL = "smollm2-135m"
 
@@ -55,6 +56,91 @@ class ValidateConfig:
 
 
 @dataclass(frozen=True)
+class ParityBudget:
+    """Limits on an artifact's parity metrics against the fp32 student; None: not checked."""
+
+    max_rel: float | None = None  # max_rel at most this
+    max_abs: float | None = None  # max_abs at most this
+    cosine_min: float | None = None  # cosine_min at least this
+    sqnr_db_min: float | None = None  # sqnr_db at least this
+    top1_min: float | None = None  # top1_agreement at least this (logits only)
+
+
+@dataclass(frozen=True)
+class SizeBudget:
+    """Limits on an artifact's size on disk."""
+
+    max_bytes: int | None = None
+    max_mib: float | None = None
+
+
+@dataclass(frozen=True)
+class LatencyBudget:
+    """Limits on latency, in ms: measured on host under the device's limits, or projected."""
+
+    measured_p50_ms: float | None = None
+    measured_p90_ms: float | None = None
+    load_ms: float | None = None  # measured load time
+    projected_mid_ms: float | None = None
+    projected_high_ms: float | None = None  # the top of the estimated range
+
+
+@dataclass(frozen=True)
+class MemoryBudget:
+    """Limits on the peak memory measured while running an artifact."""
+
+    peak_rss_mib: float | None = None
+    # true: fail when the measured peak exceeds the device profile's app memory budget
+    within_device_budget: bool | None = None
+
+
+@dataclass(frozen=True)
+class FormatBudget:
+    """`[budgets.formats.<format>]`: parity and size limits for one format only."""
+
+    parity: ParityBudget = field(default_factory=ParityBudget)
+    size: SizeBudget = field(default_factory=SizeBudget)
+
+
+@dataclass(frozen=True)
+class DeviceBudget:
+    """`[budgets.devices.<device>]`: latency and memory limits for one device only."""
+
+    latency: LatencyBudget = field(default_factory=LatencyBudget)
+    memory: MemoryBudget = field(default_factory=MemoryBudget)
+
+
+@dataclass(frozen=True)
+class BudgetsConfig:
+    """What `edgekit check` holds every artifact to; a key set per format or device wins."""
+
+    parity: ParityBudget = field(default_factory=ParityBudget)
+    size: SizeBudget = field(default_factory=SizeBudget)
+    latency: LatencyBudget = field(default_factory=LatencyBudget)
+    memory: MemoryBudget = field(default_factory=MemoryBudget)
+    formats: dict[str, FormatBudget] = field(default_factory=dict,
+                                             metadata={"keys": FORMATS})
+    devices: dict[str, DeviceBudget] = field(default_factory=dict)
+    fail_on_not_run: bool = False  # a check that could not run fails the build too
+
+
+@dataclass(frozen=True)
+class RegressionConfig:
+    """`edgekit check --baseline`: how much worse than the baseline report is still fine."""
+
+    baseline: str | None = None  # a previous report.json
+    max_rel_growth: float = 0.10  # max_rel may grow by this fraction ...
+    max_rel_slack: float = 1e-6  # ... plus this absolute amount
+    cosine_drop: float = 1e-5  # cosine_min may drop by this much
+    top1_drop: float = 0.0  # top1_agreement may drop by this much
+    size_growth: float = 0.01  # bytes may grow by this fraction
+    latency_growth: float = 0.20  # measured p50 and projected mid may grow by this fraction ...
+    latency_slack_ms: float = 0.5  # ... plus this many ms (timer noise on tiny models)
+    memory_growth: float = 0.20  # measured peak_rss_mib may grow by this fraction ...
+    memory_slack_mib: float = 8.0  # ... plus this many MiB (allocator noise)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole run."""
 
@@ -62,9 +148,24 @@ class Config:
     compress: CompressConfig = field(default_factory=CompressConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     validate: ValidateConfig = field(default_factory=ValidateConfig)
+    budgets: BudgetsConfig = field(default_factory=BudgetsConfig)
+    regression: RegressionConfig = field(default_factory=RegressionConfig)
 
 
 _POSITIVE = {"model.seq_len", "validate.samples"}
+
+# Budget and regression values by field name (they repeat under formats and devices):
+# (lowest, highest) allowed; sqnr_db_min may be any number.
+_RANGES: dict[str, tuple[float, float]] = {
+    **{name: (0.0, float("inf")) for name in (
+        "max_rel", "max_abs", "max_bytes", "max_mib", "measured_p50_ms", "measured_p90_ms",
+        "load_ms", "projected_mid_ms", "projected_high_ms", "peak_rss_mib", "max_rel_growth",
+        "max_rel_slack", "cosine_drop", "top1_drop", "size_growth", "latency_growth",
+        "latency_slack_ms", "memory_growth", "memory_slack_mib")},
+    "cosine_min": (-1.0, 1.0),
+    "top1_min": (0.0, 1.0),
+}
+_RANGED_SECTIONS = ("budgets.", "regression.")
 
 # `--set model=PATH` and `model = "PATH"` at the top of a file name a section's main key.
 _SECTION_SHORTHAND = {"model": "path"}
@@ -102,12 +203,14 @@ def apply_overrides(config: Config, overrides: typing.Sequence[str]) -> Config:
     for item in overrides:
         key, sep, raw = item.partition("=")
         key = key.strip()
-        if not sep or not key:
+        parts = key.split(".")
+        if not sep or not key or not all(parts):
             raise ConfigError(f"--set {item!r}: expected section.key=value")
         if key in _SECTION_SHORTHAND:
-            key = f"{key}.{_SECTION_SHORTHAND[key]}"
-        section, _, name = key.partition(".")
-        patch = {section: {name: _parse_value(raw)}} if name else {section: _parse_value(raw)}
+            parts = [key, _SECTION_SHORTHAND[key]]
+        patch: Any = _parse_value(raw)
+        for part in reversed(parts):  # a.b.c=v -> {a: {b: {c: v}}}
+            patch = {part: patch}
         config = merge(config, patch, where=f"--set {item}")
     return config
 
@@ -115,12 +218,16 @@ def apply_overrides(config: Config, overrides: typing.Sequence[str]) -> Config:
 def merge(config: Config, patch: dict[str, Any], where: str) -> Config:
     """Return `config` with the nested dict `patch` applied (validated like a file)."""
     current = dataclasses.asdict(config)
-    for section, values in _expand_shorthand(patch).items():
-        if isinstance(values, dict) and isinstance(current.get(section), dict):
-            current[section].update(values)
-        else:
-            current[section] = values
+    _deep_update(current, _expand_shorthand(patch))
     return _build(Config, current, where, prefix="")
+
+
+def _deep_update(base: dict[str, Any], patch: dict[str, Any]) -> None:
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = value
 
 
 def _expand_shorthand(data: dict[str, Any]) -> dict[str, Any]:
@@ -149,14 +256,31 @@ def _build(cls: type, data: Any, where: str, prefix: str) -> Any:
     if unknown:
         known = ", ".join(sorted(names))
         raise ConfigError(f"{where}: unknown key '{prefix}{unknown[0]}' (known: {known})")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for name, value in data.items():
         hint = hints[name]
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             kwargs[name] = _build(hint, value, where, prefix=f"{prefix}{name}.")
+        elif typing.get_origin(hint) is dict:
+            kwargs[name] = _build_table(typing.get_args(hint)[1], value, where,
+                                        f"{prefix}{name}", fields[name].metadata.get("keys"))
         else:
             kwargs[name] = _coerce(value, hint, f"{prefix}{name}", where)
     return cls(**kwargs)
+
+
+def _build_table(cls: type, data: Any, where: str, key: str,
+                 known: tuple[str, ...] | None) -> dict[str, Any]:
+    """A table of named sub-configs, e.g. [budgets.formats.onnx] or [budgets.devices.pixel-8]."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: [{key}] must be a table")
+    unknown = sorted(set(data) - set(known)) if known is not None else []
+    if unknown:
+        raise ConfigError(f"{where}: unknown key '{key}.{unknown[0]}' "
+                          f"(known: {', '.join(known or ())})")
+    return {name: _build(cls, value, where, prefix=f"{key}.{name}.")
+            for name, value in data.items()}
 
 
 def _coerce(value: Any, hint: Any, key: str, where: str) -> Any:
@@ -180,12 +304,24 @@ def _coerce(value: Any, hint: Any, key: str, where: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             if value < 1 and key in _POSITIVE:
                 raise ConfigError(f"{where}: '{key}' must be at least 1, got {value}")
-            return value
+            return _in_range(value, key, where)
         raise ConfigError(f"{where}: '{key}' must be an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return _in_range(float(value), key, where)
+        raise ConfigError(f"{where}: '{key}' must be a number, got {value!r}")
     if hint is str:
         if isinstance(value, str):
             return value
         return str(value) if isinstance(value, int | float) else _type_error(key, value, where)
+    return value
+
+
+def _in_range(value: float, key: str, where: str) -> Any:
+    low, high = _RANGES.get(key.rsplit(".", 1)[-1], (float("-inf"), float("inf")))
+    if key.startswith(_RANGED_SECTIONS) and not low <= value <= high:
+        bound = f"between {low:g} and {high:g}" if high != float("inf") else f"at least {low:g}"
+        raise ConfigError(f"{where}: '{key}' must be {bound}, got {value}")
     return value
 
 

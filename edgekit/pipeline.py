@@ -23,7 +23,7 @@ from edgekit.export import Artifact, export, place, trace
 from edgekit.model import Student, load, sample_inputs
 from edgekit.model.load import source_name
 from edgekit.report import SCHEMA_VERSION, render_markdown, write_report
-from edgekit.targets import Target, resolve_targets
+from edgekit.targets import DeviceProfile, Target, get_device, resolve_targets
 from edgekit.validate import ParityVerdict, measure, reference_outputs, verdict_under
 
 
@@ -71,6 +71,8 @@ def run(config: Config, student: Student | None = None) -> dict[str, Any]:
                 with stage(f"parity {artifact.format} in {artifact.runtime}"):
                     measured[artifact.format] = measure(artifact, pruned, samples, reference)
             by_format = {a.format: a for a in artifacts}
+            timings: dict[tuple[str, int], dict[str, Any]] = {}  # once per artifact and threads
+            costs: dict[str, Any] = {}  # graph cost per artifact, projected per device
             for target in group:
                 for fmt in target.formats:
                     artifact = by_format[fmt]
@@ -78,7 +80,10 @@ def run(config: Config, student: Student | None = None) -> dict[str, Any]:
                     if not path.exists():
                         place(artifact.path, path)
                     verdict = verdict_under(measured[fmt], target.tolerance(quant))
-                    entries.append(_entry(target, artifact, path, staging, verdict))
+                    entry = _entry(target, artifact, path, staging, verdict)
+                    entry["latency"] = _latency(artifact, get_device(target.device), program,
+                                                samples[0], timings, costs)
+                    entries.append(entry)
             shutil.rmtree(build)
         report = _report(student, targets, entries, inputs_info)
         write_report(report, staging / "report.json")
@@ -209,6 +214,38 @@ def _entry(target: Target, artifact: Artifact, path: Path, root: Path,
         "notes": artifact.notes,
         "parity": verdict.to_json(),
     }
+
+
+def _latency(artifact: Artifact, device: DeviceProfile, program: Any,
+             sample: dict[str, np.ndarray], timings: dict[tuple[str, int], dict[str, Any]],
+             costs: dict[str, Any]) -> dict[str, Any]:
+    """Measured-on-host and projected latency of one artifact for one device, kept apart."""
+    from edgekit.runtimes.limits import limits_for, over_budget
+    from edgekit.validate.latency import measure_latency
+    from edgekit.validate.project import cost_for_artifact, project
+
+    limits = limits_for(device)
+    key = (artifact.format, limits.threads)
+    if key not in timings:
+        with stage(f"latency {artifact.format} on host ({limits.threads} threads)"):
+            try:
+                timings[key] = measure_latency(
+                    artifact.path, device, sample,
+                    input_names=tuple(s.name for s in artifact.inputs),
+                    output_names=artifact.outputs)
+            except EdgekitError as exc:
+                timings[key] = {"status": "not_run", "reason": f"run failed: {exc}"}
+    measured = dict(timings[key])
+    if "status" not in measured:
+        measured.update(device=device.key, memory_budget_mib=limits.memory_budget_mib,
+                        over_memory_budget=over_budget(measured["peak_rss_mib"], limits))
+    try:
+        if artifact.format not in costs:
+            costs[artifact.format] = cost_for_artifact(artifact.path, program)
+        projected = project(costs[artifact.format], device, artifact.format)
+    except EdgekitError as exc:
+        projected = {"status": "not_run", "reason": str(exc)}
+    return {"measured": measured, "projected": projected}
 
 
 def _report(student: Student, targets: list[Target], entries: list[dict[str, Any]],

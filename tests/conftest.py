@@ -1,11 +1,8 @@
-"""Shared fixtures: tiny real-architecture students saved as Hugging Face folders, and a CLI
-runner that calls `edgekit` as a subprocess."""
+"""Shared fixtures: tiny real-architecture students saved as Hugging Face folders.
+(Importable helpers such as run_cli live in helpers.py.)"""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -29,16 +26,3 @@ def student_dir(tmp_path_factory: pytest.TempPathFactory):
         return built[kind]
 
     return make
-
-
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            timeout: int = 900) -> subprocess.CompletedProcess[str]:
-    """Run `python -m edgekit ARGS` and return the completed process (text output)."""
-    return subprocess.run(
-        [sys.executable, "-m", "edgekit", *args], cwd=cwd, capture_output=True, text=True,
-        timeout=timeout, env={**os.environ, **(env or {})},
-    )
-
-
-def read_report(out: Path) -> dict:
-    return json.loads((out / "report.json").read_text())

@@ -56,3 +56,14 @@ def tiny_resnet(folder: Path, seed: int = 0) -> Path:
     config = ResNetConfig(num_channels=3, embedding_size=16, hidden_sizes=[16, 32],
                           depths=[1, 1], layer_type="basic", num_labels=10, image_size=64)
     return _save(ResNetForImageClassification(config).eval(), folder)
+
+
+def linear_heavy_llama(folder: Path, seed: int = 0) -> Path:
+    """A Llama-style decoder whose bytes are mostly Linear weights (2.9M parameters)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=512, hidden_size=256, intermediate_size=1024,
+                         num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=4,
+                         max_position_embeddings=128, tie_word_embeddings=True)
+    return _save(LlamaForCausalLM(config).eval(), folder)

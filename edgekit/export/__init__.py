@@ -16,7 +16,7 @@ from edgekit.compress.quantize import QuantPlan
 from edgekit.console import quiet, stage
 from edgekit.errors import ExportError
 from edgekit.export import coreml, executorch, onnx
-from edgekit.model.samples import sample_inputs
+from edgekit.export._trace import trace
 from edgekit.model.student import Student, TensorSpec
 
 # format -> (file suffix, runtime that runs it)
@@ -57,7 +57,7 @@ class Artifact:
         return digest.hexdigest()
 
 
-Lowerer = Callable[[torch.export.ExportedProgram, Student, Path], dict[str, Any]]
+Lowerer = Callable[..., dict[str, Any]]  # (program, student, dest, *, plan) -> notes
 
 # ort is converted from the .onnx file rather than lowered from the program.
 LOWERERS: dict[str, Lowerer] = {
@@ -65,20 +65,6 @@ LOWERERS: dict[str, Lowerer] = {
     "onnx": onnx.lower,
     "coreml": coreml.lower,
 }
-
-
-def trace(student: Student) -> torch.export.ExportedProgram:
-    """torch.export the student once; every format lowers this same program."""
-    if student.program is not None:
-        return student.program
-    example = sample_inputs(student, 1)[0]
-    args = tuple(torch.from_numpy(example[spec.name]) for spec in student.inputs)
-    try:
-        with quiet(), torch.no_grad():
-            return torch.export.export(student.module, args, strict=False)
-    except Exception as exc:  # torch.export raises many types; the first line names the cause
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise ExportError(f"{student.name}: torch.export failed ({first})") from None
 
 
 def export(
@@ -112,7 +98,7 @@ def export(
                 # pass broke Core ML's conversion after it): each format gets its own copy.
                 with quiet():  # deepcopy of a program warns through torch's pytree
                     own_copy = copy.deepcopy(program)
-                notes = LOWERERS[fmt](own_copy, student, path)
+                notes = LOWERERS[fmt](own_copy, student, path, plan=plan)
         artifacts[fmt] = Artifact(format=fmt, path=path, runtime=RUNTIME[fmt], quant=plan.scheme,
                                   inputs=student.inputs, outputs=student.output_names,
                                   notes=notes)

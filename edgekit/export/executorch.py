@@ -8,20 +8,34 @@ from typing import Any
 
 import torch
 
+from edgekit.compress.quantize import QuantPlan
 from edgekit.console import import_backend, quiet
 from edgekit.errors import ExportError
 from edgekit.export._files import staged
+from edgekit.export._trace import trace
+from edgekit.export.executorch_quant import (
+    ACTIVATIONS_NOTE,
+    fuse_quantized_embeddings,
+    quantized_module,
+)
 from edgekit.model.student import Student
 
 _NOT_OPS = {"getitem", "executorch_call_delegate"}
 
 
-def lower(program: torch.export.ExportedProgram, student: Student, dest: Path) -> dict[str, Any]:
-    """Lower `program` to an XNNPACK-delegated .pte at `dest`.
+def lower(program: torch.export.ExportedProgram, student: Student, dest: Path, *,
+          plan: QuantPlan | None = None) -> dict[str, Any]:
+    """Lower `program` (or, for a quantized plan, the student with the plan's torchao
+    weights) to an XNNPACK-delegated .pte at `dest`.
 
     Returns:
-        Notes for the report: delegate count and every op that stayed outside XNNPACK.
+        Notes for the report: delegate count, every op that stayed outside XNNPACK, and what
+        was substituted for the plan.
     """
+    notes: dict[str, Any] = {"backend": "XNNPACK"}
+    if plan is not None and plan.quantized:
+        program = trace(student, quantized_module(student.module, list(plan.layers)))
+        notes["substituted"] = [ACTIVATIONS_NOTE]
     exir = import_backend("executorch.exir")
     partitioner = import_backend("executorch.backends.xnnpack.partition.xnnpack_partitioner")
     try:
@@ -29,6 +43,8 @@ def lower(program: torch.export.ExportedProgram, student: Student, dest: Path) -
             edge = exir.to_edge_transform_and_lower(
                 program, partitioner=[partitioner.XnnpackPartitioner()]
             )
+            if plan is not None and plan.quantized:
+                fuse_quantized_embeddings(edge)
             undelegated = _undelegated_ops(edge.exported_program().graph_module)
             delegates = _count_delegates(edge.exported_program().graph_module)
             executorch_program = edge.to_executorch()
@@ -37,8 +53,8 @@ def lower(program: torch.export.ExportedProgram, student: Student, dest: Path) -
         raise ExportError(f"{student.name}: ExecuTorch lowering failed ({first})") from None
     with staged(dest) as partial:
         partial.write_bytes(executorch_program.buffer)
-    return {"backend": "XNNPACK", "delegated_subgraphs": delegates,
-            "undelegated_ops": dict(sorted(undelegated.items()))}
+    notes.update(delegated_subgraphs=delegates, undelegated_ops=dict(sorted(undelegated.items())))
+    return notes
 
 
 def _count_delegates(graph_module: torch.fx.GraphModule) -> int:

@@ -8,10 +8,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import onnx
 import torch
 
+from edgekit.compress.quantize import QuantPlan
 from edgekit.console import import_backend, quiet
 from edgekit.errors import ExportError
+from edgekit.export import onnx_quant
 from edgekit.export._files import staged
 from edgekit.model.samples import sample_inputs
 from edgekit.model.student import Student
@@ -20,11 +23,15 @@ _OPSET = 18
 _SINGLE_FILE_LIMIT = 1_800_000_000  # protobuf's 2 GB limit, with room for the graph
 
 
-def lower(program: torch.export.ExportedProgram, student: Student, dest: Path) -> dict[str, Any]:
+def lower(program: torch.export.ExportedProgram, student: Student, dest: Path, *,
+          plan: QuantPlan | None = None) -> dict[str, Any]:
     """Export `program` to a single ONNX file at `dest` (weights inside, so under 2 GB).
 
+    A quantized plan is emitted with ONNX Runtime's MatMulNBits/GatherBlockQuantized.
+
     Returns:
-        Notes for the report: opset and ONNX Runtime's mobile-usability result.
+        Notes for the report: opset, the plan's operators, and ONNX Runtime's mobile-usability
+        result.
     """
     example = sample_inputs(student, 1)[0]
     args = tuple(torch.from_numpy(example[spec.name]) for spec in student.inputs)
@@ -40,12 +47,20 @@ def lower(program: torch.export.ExportedProgram, student: Student, dest: Path) -
                 output_names=list(student.output_names),
                 external_data=False, verbose=False,
             )
+            if plan is not None and plan.quantized:
+                model = onnx.load(str(partial))
+                quant_notes = onnx_quant.apply_plan(model, list(plan.layers), plan.weights)
+                onnx.save(model, str(partial))
     except ExportError:
         raise
     except Exception as exc:  # torch.onnx raises many types; the first line names the op
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         raise ExportError(f"{student.name}: ONNX export failed ({first})") from None
-    return {"opset": _OPSET, "mobile_usability": mobile_usability(dest)}
+    notes: dict[str, Any] = {"opset": _OPSET}
+    if plan is not None and plan.quantized:
+        notes["plan"] = quant_notes
+    notes["mobile_usability"] = mobile_usability(dest)
+    return notes
 
 
 def to_ort(onnx_path: Path, dest: Path) -> dict[str, Any]:

@@ -74,26 +74,23 @@ def matmul_nbits(x: str, out: str, name: str, weight: QuantizedWeight,
 
 def gather_block_quantized(ids: str, out: str, name: str, weight: QuantizedWeight,
                            initializers: list[TensorProto]) -> onnx.NodeProto:
-    """A GatherBlockQuantized node reading rows of the plan's quantized table."""
+    """A GatherBlockQuantized node reading rows of the plan's quantized table.
+
+    Codes are stored as unsigned bytes (two 4-bit codes per byte), the layout ONNX Runtime's
+    mobile .ort format can hold (it has no INT4 tensor type); symmetric codes are shifted by
+    2^(bits-1), which is the operator's default zero point.
+    """
     rows, cols = weight.codes.shape
-    codes = weight.codes.numpy().astype(np.int32)
-    if weight.zeros is None:
-        dtype = TensorProto.INT4 if weight.bits == 4 else TensorProto.INT8
-        raw = _pack_nibbles(codes) if weight.bits == 4 else codes.astype(np.int8)
-    else:
-        dtype = TensorProto.UINT4 if weight.bits == 4 else TensorProto.UINT8
-        raw = _pack_nibbles(codes) if weight.bits == 4 else codes.astype(np.uint8)
-    data = helper.make_tensor(f"{name}.qdata", dtype, [rows, cols], raw.tobytes(), raw=True)
-    initializers.append(data)
+    codes, zeros = _unsigned(weight)
+    raw = _pack_nibbles(codes).reshape(rows, -1) if weight.bits == 4 else codes
+    initializers.append(numpy_helper.from_array(raw, f"{name}.qdata"))
     initializers.append(numpy_helper.from_array(weight.scales.numpy(), f"{name}.scales"))
-    inputs = [data.name, ids, f"{name}.scales"]
-    if weight.zeros is not None:
-        zeros = weight.zeros.numpy().astype(np.int32)
-        raw_zeros = _pack_nibbles(zeros) if weight.bits == 4 else zeros.astype(np.uint8)
-        zp = helper.make_tensor(f"{name}.zero_points", dtype, list(zeros.shape),
-                                raw_zeros.tobytes(), raw=True)
-        initializers.append(zp)
-        inputs.append(zp.name)
+    inputs = [f"{name}.qdata", ids, f"{name}.scales"]
+    if zeros is not None:
+        zero_bytes = (np.stack([_pack_nibbles(row) for row in zeros]) if weight.bits == 4
+                      else zeros)
+        initializers.append(numpy_helper.from_array(zero_bytes, f"{name}.zero_points"))
+        inputs.append(f"{name}.zero_points")
     return helper.make_node("GatherBlockQuantized", inputs, [out],
                             name=f"{name}.GatherBlockQuantized", domain=_MS, gather_axis=0,
                             quantize_axis=1, block_size=weight.group_size, bits=weight.bits)

@@ -34,8 +34,90 @@ def artifact_rows(report: dict[str, Any]) -> list[list[str]]:
 HEADER = ["target", "format", "path", "size", "quant", "parity", "max_rel", "cosine", "top1"]
 
 
+CHECK_HEADER = ["target", "format", "check", "value", "budget", "verdict"]
+
+
+def check_rows(checks: list[dict[str, Any]]) -> list[list[str]]:
+    """One row per check: target, format, check name, value, budget, verdict."""
+    from edgekit.report.checks import format_number
+
+    return [[c["target"], c["format"], c["name"], format_number(c["value"]),
+             format_number(c["budget"]), c["verdict"]] for c in checks]
+
+
+def _checks_section(report: dict[str, Any]) -> list[str]:
+    from edgekit.report.checks import counts
+
+    checks = report["checks"]
+    n = counts(checks)
+    status = "FAILED" if n["fail"] else "passed"
+    lines = [f"**edgekit check {status}**: {n['pass']} passed, {n['fail']} failed, "
+             f"{n['not_run']} not run", "", "## Checks", "",
+             "| " + " | ".join(CHECK_HEADER) + " |", "|" + "---|" * len(CHECK_HEADER)]
+    lines += ["| " + " | ".join(_cell(x) for x in row) + " |" for row in check_rows(checks)]
+    problems = [c for c in checks if c["verdict"] != "pass"]
+    if problems:
+        lines += [""]
+        lines += [f"- **{c['verdict']}** {c['target']}/{c['format']} `{c['name']}`: "
+                  f"{_cell(c['message'])}" for c in problems]
+    return lines + [""]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+LATENCY_HEADER = ["target", "format", "device", "host p50 ms", "host p90 ms", "load ms",
+                  "peak MiB", "estimated ms (low / mid / high)"]
+
+
+def latency_rows(report: dict[str, Any]) -> list[list[str]]:
+    """Per artifact with a `latency` object: measured-on-host figures and the estimate."""
+    rows = []
+    for item in report["artifacts"]:
+        latency = item.get("latency")
+        if not isinstance(latency, dict):
+            continue
+        measured = latency.get("measured") or {}
+        projected = latency.get("projected") or {}
+        host = ([_ms(measured.get(k)) for k in ("p50_ms", "p90_ms", "load_ms")]
+                + [_ms(measured.get("peak_rss_mib"))]
+                if "status" not in measured else ["not run", "-", "-", "-"])
+        estimate = (" / ".join(_ms(projected.get(k)) for k in ("low_ms", "mid_ms", "high_ms"))
+                    if "status" not in projected else "not run")
+        device = measured.get("device") or projected.get("device") or "-"
+        rows.append([item["target"], item["format"], str(device), *host, estimate])
+    return rows
+
+
+def _ms(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, int | float) else "-"
+
+
+def _latency_section(report: dict[str, Any]) -> list[str]:
+    rows = latency_rows(report)
+    if not rows:
+        return []
+    labels = sorted({str(item["latency"]["measured"]["label"]) for item in report["artifacts"]
+                     if isinstance(item.get("latency"), dict)
+                     and isinstance(item["latency"].get("measured"), dict)
+                     and "label" in item["latency"]["measured"]})
+    lines = ["", "## Latency", "",
+             "Host columns are " + (", ".join(labels) or "measured on host")
+             + " under the device profile's limits; the last column is estimated for the "
+               "phone, never measured.", "",
+             "| " + " | ".join(LATENCY_HEADER) + " |", "|" + "---|" * len(LATENCY_HEADER)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    reasons = {str(p.get("reason")) for item in report["artifacts"]
+               if isinstance(item.get("latency"), dict)
+               for p in item["latency"].values() if isinstance(p, dict) and "status" in p}
+    if reasons:
+        lines += ["", *(f"- not run: {reason}" for reason in sorted(reasons))]
+    return lines
+
+
 def render_markdown(report: dict[str, Any]) -> str:
-    """The report as Markdown: student, artifacts table, parity reasons, export notes."""
+    """The report as Markdown: student, checks (when present), artifacts, parity, notes."""
     model = report["model"]
     lines = [
         f"# edgekit report: {model['name']}",
@@ -46,12 +128,14 @@ def render_markdown(report: dict[str, Any]) -> str:
                                   for i in model["inputs"]),
         f"- edgekit {report['edgekit_version']}, targets: {', '.join(report['targets'])}",
         "",
+        *(_checks_section(report) if "checks" in report else []),
         "## Artifacts",
         "",
         "| " + " | ".join(HEADER) + " |",
         "|" + "---|" * len(HEADER),
     ]
     lines += ["| " + " | ".join(row) + " |" for row in artifact_rows(report)]
+    lines += _latency_section(report)
     lines += ["", "## Parity", ""]
     for item in report["artifacts"]:
         parity = item["parity"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from helpers import run_cli
 
 import edgekit
 from edgekit.config import load_config

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import read_report, run_cli
+from helpers import read_report, run_cli
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import read_report, run_cli
+from helpers import read_report, run_cli
 
 FP32_MAX_REL = 1e-4
 

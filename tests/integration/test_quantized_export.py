@@ -1,0 +1,47 @@
+"""--quant int4 end to end: every format written from the one plan, runtimes at parity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import students
+from helpers import run_cli
+
+
+@pytest.fixture(scope="module")
+def heavy(tmp_path_factory) -> Path:
+    return students.linear_heavy_llama(tmp_path_factory.mktemp("heavy") / "heavy-llama")
+
+
+def _export(model: Path, out: Path, quant: str) -> dict:
+    result = run_cli("export", "--model", str(model), "--target", "all", "--quant", quant,
+                     "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((out / "report.json").read_text())
+
+
+def test_int4_artifacts_are_a_fifth_of_fp32_and_keep_parity(heavy: Path, tmp_path: Path):
+    fp32 = _export(heavy, tmp_path / "fp32", "none")
+    int4 = _export(heavy, tmp_path / "int4", "int4")
+    size = {(a["target"], a["format"]): a["bytes"] for a in fp32["artifacts"]}
+    for item in int4["artifacts"]:
+        ratio = item["bytes"] / size[(item["target"], item["format"])]
+        assert ratio <= 0.2, (item["path"], ratio)
+        parity = item["parity"]
+        if item["format"] == "coreml":
+            continue
+        assert parity["verdict"] == "pass", (item["path"], parity)
+        assert parity["metrics"]["top1_agreement"] >= 0.9
+        assert parity["metrics"]["cosine_min"] >= 0.98
+    by_format = {a["format"]: a for a in int4["artifacts"] if a["target"] == "android"}
+    assert by_format["executorch"]["notes"]["substituted"]
+    assert "quantized_decomposed.embedding_4bit.default" in \
+        by_format["executorch"]["notes"]["undelegated_ops"]
+    onnx_plan = by_format["onnx"]["notes"]["plan"]
+    assert onnx_plan["kept_float"] == {}
+    assert sorted(onnx_plan["quantized_ops"]["model.model.embed_tokens"]) == \
+        ["GatherBlockQuantized", "MatMulNBits"]
+    coreml = next(a for a in int4["artifacts"] if a["format"] == "coreml")
+    assert coreml["notes"]["plan"]["kept_float"] == {}
