@@ -57,10 +57,14 @@ def run(config: Config, student: Student | None = None) -> dict[str, Any]:
     reference = reference_outputs(student, samples)
 
     entries: list[dict[str, Any]] = []
+    compression: list[dict[str, Any]] = []
     with _staging(out) as staging:
         for (quant, prune_spec), group in _group_by_recipe(targets, recipes).items():
             pruned = prune(student, prune_spec)
-            plan = quantize(pruned, quant)
+            with stage(f"quantization plan ({quant})"):
+                plan = quantize(pruned, quant)
+            compression.append({"targets": [t.name for t in group], "quant": quant,
+                                "prune": prune_spec, "plan": plan.to_json()})
             with stage("trace (torch.export, once for every format)"):
                 program = trace(pruned)
             formats = _formats_in_order(group)
@@ -79,13 +83,14 @@ def run(config: Config, student: Student | None = None) -> dict[str, Any]:
                     path = staging / target.name / artifact.path.name
                     if not path.exists():
                         place(artifact.path, path)
-                    verdict = verdict_under(measured[fmt], target.tolerance(quant))
+                    verdict = verdict_under(measured[fmt], target.tolerance(quant, fmt))
                     entry = _entry(target, artifact, path, staging, verdict)
                     entry["latency"] = _latency(artifact, get_device(target.device), program,
                                                 samples[0], timings, costs)
                     entries.append(entry)
             shutil.rmtree(build)
         report = _report(student, targets, entries, inputs_info)
+        report["compression"] = compression
         write_report(report, staging / "report.json")
         (staging / "report.md").write_text(render_markdown(report))
     report["out"] = str(out)

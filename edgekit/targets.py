@@ -34,11 +34,14 @@ class Target:
     device: str
     quant: str
     prune: str
-    parity: dict[str, Tolerance]
+    parity: dict[str, Tolerance]  # by quant; "<quant>.<format>" overrides for one format
     source: Path
 
-    def tolerance(self, quant: str) -> Tolerance:
-        """Parity thresholds for artifacts quantized with `quant`."""
+    def tolerance(self, quant: str, fmt: str | None = None) -> Tolerance:
+        """Parity thresholds for artifacts quantized with `quant` (in format `fmt`, whose own
+        [parity.<quant>.<format>] table wins, e.g. Core ML's fp16 compute)."""
+        if fmt is not None and f"{quant}.{fmt}" in self.parity:
+            return self.parity[f"{quant}.{fmt}"]
         if quant not in self.parity:
             raise ConfigError(f"{self.source}: no [parity.{quant}] tolerances for quant '{quant}'")
         return self.parity[quant]
@@ -90,8 +93,13 @@ def _read_target(path: Path) -> Target:
     _reject_unknown(compression, {"quant", "prune"}, path, "compression.")
     parity = {}
     for quant, values in data.get("parity", {}).items():
-        _reject_unknown(values, _TOLERANCE_KEYS, path, f"parity.{quant}.")
-        parity[quant] = Tolerance(**{k: float(v) for k, v in values.items()})
+        overrides = {k: v for k, v in values.items() if k in FORMATS}
+        flat = {k: v for k, v in values.items() if k not in FORMATS}
+        _reject_unknown(flat, _TOLERANCE_KEYS, path, f"parity.{quant}.")
+        parity[quant] = Tolerance(**{k: float(v) for k, v in flat.items()})
+        for fmt, table in overrides.items():
+            _reject_unknown(table, _TOLERANCE_KEYS, path, f"parity.{quant}.{fmt}.")
+            parity[f"{quant}.{fmt}"] = Tolerance(**{k: float(v) for k, v in table.items()})
     return Target(
         name=path.stem,
         description=str(data.get("description", "")),

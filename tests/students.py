@@ -59,11 +59,12 @@ def tiny_resnet(folder: Path, seed: int = 0) -> Path:
 
 
 def linear_heavy_llama(folder: Path, seed: int = 0) -> Path:
-    """A Llama-style decoder whose bytes are mostly Linear weights (2.9M parameters)."""
+    """A Llama-style decoder whose bytes are mostly Linear weights (2.9M parameters), with a
+    padding token like SmolLM2's (its embedding has a padding_idx)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=512, hidden_size=256, intermediate_size=1024,
                          num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=4,
-                         max_position_embeddings=128, tie_word_embeddings=True)
+                         max_position_embeddings=128, tie_word_embeddings=True, pad_token_id=2)
     return _save(LlamaForCausalLM(config).eval(), folder)

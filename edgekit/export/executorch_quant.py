@@ -53,6 +53,10 @@ def quantized_module(module: nn.Module, layers: list[LayerPlan]) -> nn.Module:
             target = by_name[name]
             weight = _torchao_weight(layer.weight, isinstance(target, nn.Linear))
             target.weight = nn.Parameter(weight, requires_grad=False)
+            if isinstance(target, nn.Embedding):
+                # padding_idx only affects gradients, but it adds an argument to the traced
+                # aten.embedding that ExecuTorch's embedding-fusion pattern does not match.
+                target.padding_idx = None
     return copied.eval()
 
 
