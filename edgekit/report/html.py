@@ -259,12 +259,34 @@ def _layers_plot(report: dict[str, Any]) -> str:
             chart.bar(row, 0.0, float(layer["error"]), LAYER_COLOR)
             chart.note(row, format_number(float(layer["error"])))
         blocks.append(f"<h2>{escape(_label(item))}</h2>{chart.svg()}")
+    blocks += _plan_blocks(report)
     if not blocks:
         quants = sorted({a["quant"] for a in report["artifacts"]}) or ["none"]
         return _nodata("layers", "No per-layer error in this report yet: it is recorded for "
                                  f"quantized artifacts, and this run's quant is "
                                  f"{', '.join(quants)}.")
     return "".join(blocks)
+
+
+def _plan_blocks(report: dict[str, Any]) -> list[str]:
+    """Per-layer weight error of each quantization plan (compression[].plan.layers): the
+    relative RMS error 10^(-SQNR/20) of each quantized weight against its fp32 value."""
+    blocks = []
+    for index, recipe in enumerate(report.get("compression") or []):
+        layers = [layer for layer in recipe.get("plan", {}).get("layers", [])
+                  if isinstance(layer.get("weight_sqnr_db"), int | float)]
+        if not layers:
+            continue
+        errors = [10.0 ** (-float(layer["weight_sqnr_db"]) / 20.0) for layer in layers]
+        chart = BarChart(f"plan-{index}", len(layers), LinearScale(0.0, max(errors) * 1.1 or 1.0),
+                         "relative weight error")
+        for row, (layer, error) in enumerate(zip(layers, errors, strict=True)):
+            chart.label(row, f"{layer['names'][0]} ({layer['precision']})")
+            chart.bar(row, 0.0, error, LAYER_COLOR)
+            chart.note(row, format_number(error))
+        title = f"plan {recipe.get('quant')} for {', '.join(recipe.get('targets', []))}"
+        blocks.append(f"<h2>{escape(title)}</h2>{chart.svg()}")
+    return blocks
 
 
 # -- tables ------------------------------------------------------------------------------
