@@ -238,6 +238,11 @@ def _expand_shorthand(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def toml_string(value: str) -> str:
+    """`value` as a quoted TOML string, for building `section.key=value` overrides."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _parse_value(raw: str) -> Any:
     raw = raw.strip()
     try:

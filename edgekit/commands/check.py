@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from edgekit.config import toml_string
 from edgekit.errors import EdgekitError
 
 
@@ -25,16 +26,12 @@ def register(commands: Any) -> None:
 def _overrides(args: argparse.Namespace) -> list[str]:
     sets = []
     if args.out:
-        sets.append(f"export.out={_toml_string(args.out)}")
+        sets.append(f"export.out={toml_string(args.out)}")
     if args.force:
         sets.append("export.force=true")
     if args.baseline:
-        sets.append(f"regression.baseline={_toml_string(args.baseline)}")
+        sets.append(f"regression.baseline={toml_string(args.baseline)}")
     return sets + list(args.set)
-
-
-def _toml_string(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from edgekit.config import toml_string
+
 
 def register(commands: Any) -> None:
     export = commands.add_parser("export", help="export a student for one or more targets")
@@ -29,27 +31,23 @@ def register(commands: Any) -> None:
 def _export_overrides(args: argparse.Namespace) -> list[str]:
     sets: list[str] = []
     if args.model:
-        sets.append(f"model.path={_toml_string(args.model)}")
+        sets.append(f"model.path={toml_string(args.model)}")
     if args.task:
-        sets.append(f"model.task={_toml_string(args.task)}")
+        sets.append(f"model.task={toml_string(args.task)}")
     if args.target:
         names = [n.strip() for item in args.target for n in item.split(",") if n.strip()]
-        sets.append("export.targets=[" + ", ".join(_toml_string(n) for n in names) + "]")
+        sets.append("export.targets=[" + ", ".join(toml_string(n) for n in names) + "]")
     if args.out:
-        sets.append(f"export.out={_toml_string(args.out)}")
+        sets.append(f"export.out={toml_string(args.out)}")
     if args.force:
         sets.append("export.force=true")
     if args.quant:
-        sets.append(f"compress.quant={_toml_string(args.quant)}")
+        sets.append(f"compress.quant={toml_string(args.quant)}")
     if args.prune is not None:
-        sets.append(f"compress.prune={_toml_string(args.prune)}")
+        sets.append(f"compress.prune={toml_string(args.prune)}")
     if args.inputs:
-        sets.append(f"validate.inputs={_toml_string(args.inputs)}")
+        sets.append(f"validate.inputs={toml_string(args.inputs)}")
     return sets + list(args.set)
-
-
-def _toml_string(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _export(args: argparse.Namespace) -> int:
