@@ -4,6 +4,7 @@ by killing the run)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,10 +88,8 @@ def over_budget(used_mib: float, limits: HostLimits) -> bool:
 
 
 def _status_kib(key: str) -> int:
-    try:
+    with contextlib.suppress(OSError):  # no /proc (not Linux): reported as 0
         for line in _STATUS.read_text().splitlines():
             if line.startswith(key + ":"):
                 return int(line.split()[1])
-    except OSError:
-        pass
     return 0

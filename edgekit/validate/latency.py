@@ -4,6 +4,7 @@ Labelled "measured on host (<cpu>, N threads)": it is never a phone number."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from functools import cache
@@ -35,12 +36,10 @@ CORE_ML_NOT_RUN = ("Core ML artifacts cannot be timed on this host: Core ML runs
 @cache
 def host_cpu() -> str:
     """The host CPU's model name from /proc/cpuinfo (or the platform's processor string)."""
-    try:
+    with contextlib.suppress(OSError):  # no /proc/cpuinfo: fall back to platform
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
     import platform
 
     return platform.processor() or platform.machine() or "unknown CPU"
