@@ -16,6 +16,7 @@ from typing import Any
 
 from edgekit.errors import ConfigError
 from edgekit.targets import FORMATS
+from edgekit.tomlfile import read_toml
 
 DEFAULT_MODEL = "smollm2-135m"
 
@@ -190,10 +191,7 @@ def load_config(path: Path | None = None, overrides: typing.Sequence[str] = ()) 
         where = str(path)
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
-        try:
-            data = tomllib.loads(path.read_text())
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        data = read_toml(path)
     config = _build(Config, data, where, prefix="")
     return apply_overrides(config, overrides)
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgekit.errors import ConfigError
+from edgekit.tomlfile import read_toml
 
 FORMATS = ("executorch", "onnx", "ort", "coreml")
 _TARGET_KEYS = {"description", "formats", "device", "compression", "parity"}
@@ -78,10 +78,7 @@ def resolve_targets(names: tuple[str, ...]) -> list[Target]:
 
 
 def _read_target(path: Path) -> Target:
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    data = read_toml(path)
     _reject_unknown(data, _TARGET_KEYS, path, "")
     formats = tuple(data.get("formats", ()))
     bad = [f for f in formats if f not in FORMATS]
@@ -212,10 +209,7 @@ def get_device(name: str) -> DeviceProfile:
 
 
 def _read_device(path: Path) -> DeviceProfile:
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    data = read_toml(path)
     _reject_unknown(data, _DEVICE_KEYS, path, "")
     sources = {str(k): str(v) for k, v in data.get("sources", {}).items()}
     missing = [f for f in _SOURCED if f in data and not any(
