@@ -2,6 +2,11 @@
 
 transformers' graphs contain `aten.alias`, which coremltools has no conversion for; it is an
 identity, registered here once. The export wrappers already remove `diff`/`new_ones` masking.
+
+fp16 compute keeps RMSNorm's statistics in fp32: `pow(x, 2)` and the reduce/add-eps/rsqrt
+chain after it. A decoder's residual stream reaches |x| in the hundreds (SmolLM2: ~650), so
+x**2 passes fp16's 65504 and the norm becomes inf/0 on GPU and Neural Engine. Everything
+else, including the normalised product x * rsqrt(...), stays fp16.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ def lower(program: torch.export.ExportedProgram, student: Student, dest: Path,
             model = ct.convert(
                 decomposed,
                 minimum_deployment_target=getattr(ct.target, _MINIMUM_TARGET),
-                compute_precision=getattr(ct.precision, _PRECISIONS[precision]),
+                compute_precision=_compute_precision(ct, precision),
                 outputs=[ct.TensorType(name=name) for name in student.output_names],
                 skip_model_load=True,
             )
@@ -60,6 +65,8 @@ def lower(program: torch.export.ExportedProgram, student: Student, dest: Path,
         raise ExportError(f"{student.name}: Core ML conversion failed ({first})") from None
     notes: dict[str, Any] = {"minimum_deployment_target": _MINIMUM_TARGET,
                              "compute_precision": precision}
+    if precision == "float16":
+        notes["fp32_ops"] = _fp32_ops(model._mil_program)
     if plan is not None and plan.quantized:
         weight_dtype = np.float16 if precision == "float16" else np.float32
         with quiet():
@@ -70,9 +77,57 @@ def lower(program: torch.export.ExportedProgram, student: Student, dest: Path,
                 ct.target, _MINIMUM_TARGET), compute_precision=getattr(
                 ct.precision, _PRECISIONS[precision]), skip_model_load=True,
                 pass_pipeline=ct.PassPipeline.EMPTY)
+    model = _name_inputs(ct, model, student.input_names)
     with staged(dest) as partial, quiet():
         model.save(str(partial))
     return notes
+
+
+def _name_inputs(ct: Any, model: Any, names: tuple[str, ...]) -> Any:
+    """The model with its inputs named as the student's (coremltools names an ExportedProgram's
+    inputs after its placeholders, e.g. `inputs_0` for a module's `*inputs`)."""
+    spec = model.get_spec()
+    current = [feature.name for feature in spec.description.input]
+    if current == list(names):
+        return model
+    for old, new in zip(current, names, strict=True):
+        ct.utils.rename_feature(spec, old, new, rename_outputs=False)
+    return ct.models.MLModel(spec, weights_dir=model.weights_dir, skip_model_load=True)
+
+
+def _compute_precision(ct: Any, precision: str) -> Any:
+    if precision == "float32":
+        return ct.precision.FLOAT32
+    return ct.transform.FP16ComputePrecision(op_selector=lambda op: not keeps_fp32(op))
+
+
+_NORM_STATISTICS = frozenset({"reduce_mean", "reduce_sum", "add", "sqrt", "rsqrt"})
+
+
+def keeps_fp32(op: Any) -> bool:
+    """Whether a MIL op computes a norm's mean of squares (or its eps/root after), which
+    overflows in fp16: `pow(x, 2)` or `mul(x, x)`, then reduce_mean/sum, add, (r)sqrt."""
+    if op.op_type == "pow":
+        exponent = op.inputs["y"].val
+        return exponent is not None and np.all(np.asarray(exponent) == 2)
+    if op.op_type == "mul":
+        return op.inputs["x"] is op.inputs["y"]
+    if op.op_type in _NORM_STATISTICS:
+        producers = (v.op for v in op.inputs.values() if not isinstance(v, (list, tuple)))
+        return any(p is not None and p.op_type != "const" and keeps_fp32(p) for p in producers)
+    return False
+
+
+def _fp32_ops(program: Any) -> dict[str, int]:
+    """Op type -> how many ops compute in fp32 in an fp16 program (casts not counted)."""
+    types = import_backend("coremltools.converters.mil.mil.types")
+    counts: dict[str, int] = {}
+    for op in program.functions["main"].operations:
+        fp32 = any(v.dtype is not None and types.builtin_to_string(v.dtype) == "fp32"
+                   for v in op.outputs)
+        if fp32 and op.op_type not in ("const", "cast"):
+            counts[op.op_type] = counts.get(op.op_type, 0) + 1
+    return counts
 
 
 @functools.cache

@@ -147,17 +147,42 @@ def test_int4_weights_of_a_real_export_match_the_quantized_eager_student(student
     assert _relative_error(reference, session.run(_by_position(session, sample))) < FP32_MAX_REL
 
 
+def test_the_default_fp16_export_keeps_rmsnorm_statistics_in_fp32(packages) -> None:
+    fp16_package, _, _, _ = packages("llama")
+    declared = {op.name: (op.op_type, op.output_types[0].dtype)
+                for op in load_program(fp16_package).operations}
+    kept = sorted(t for t, dtype in declared.values() if dtype == "fp32" and t != "cast")
+    # two decoder layers x (input norm, post-attention norm) + the final norm: 5 norms
+    assert kept == ["add"] * 5 + ["pow"] * 5 + ["reduce_mean"] * 5 + ["rsqrt"] * 5
+    assert {t for t, dtype in declared.values() if dtype == "fp16"} >= {"linear", "mul",
+                                                                        "softmax"}
+
+
 @pytest.mark.slow
-def test_smollm2_fp32_mode_matches_eager_and_fp16_mode_flags_its_rmsnorm(tmp_path: Path) -> None:
+def test_smollm2_matches_eager_in_fp32_and_fp16_only_with_the_rmsnorm_kept_fp32(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     student = edgekit.load("smollm2-135m")
-    package = tmp_path / "smollm2-fp32.mlpackage"
-    coreml.lower(trace(student), student, package, precision="float32")
+    program = trace(student)
     (sample,) = sample_inputs(student, 1)
     (reference,) = reference_outputs(student, [sample])
+    package = tmp_path / "smollm2-fp32.mlpackage"
+    coreml.lower(copy.deepcopy(program), student, package, precision="float32")
     fp32 = CoreMLEmulatorSession(package, "fp32")
     assert _relative_error(reference, fp32.run(sample)) < FP32_MAX_REL
-    # SmolLM2's residual stream reaches |x| ~ 650, so RMSNorm's x**2 (~4e5) exceeds fp16's
-    # 65504 on GPU / Neural Engine: the emulator names those pow ops.
+
+    package = tmp_path / "smollm2.mlpackage"  # edgekit's default: fp16, norms in fp32
+    coreml.lower(copy.deepcopy(program), student, package)
+    fp16 = CoreMLEmulatorSession(package, "fp16")
+    logits = fp16.run(sample)["logits"].astype(np.float32)
+    assert fp16.overflow_ops == ()
+    assert (logits.argmax(-1) == reference["logits"].argmax(-1)).mean() > 0.95
+    assert _relative_error(reference, {"logits": logits}) < FP16_MAX_REL
+
+    # coremltools' plain fp16 preset: SmolLM2's residual stream reaches |x| ~ 650, so
+    # RMSNorm's x**2 (~4e5) exceeds fp16's 65504 and the emulator names those pow ops.
+    monkeypatch.setattr(coreml, "_compute_precision", lambda ct, _: ct.precision.FLOAT16)
+    package = tmp_path / "smollm2-all-fp16.mlpackage"
+    coreml.lower(copy.deepcopy(program), student, package)
     fp16 = CoreMLEmulatorSession(package, "fp16")
     fp16.run(sample)
     assert fp16.overflow_ops and all(op.endswith("(pow)") for op in fp16.overflow_ops)

@@ -5,15 +5,17 @@ Precision modes, after the compute units Core ML picks on a phone:
 - fp32 (the CPU compute unit): every op computes in float32, also where the program declares
   fp16 tensors; casts to fp16 keep float32 values. Weights stored as fp16 keep their stored
   (already rounded) values.
-- fp16 (GPU / Neural Engine): every float input, weight and op output is rounded to float16
-  (round to nearest even), so values above 65504 become inf and tiny ones flush as fp16 does.
-  Each op computes from fp16-rounded inputs in float32 (float64 for normalisation statistics)
+- fp16 (GPU / Neural Engine): every value the program declares fp16 (op outputs, inputs,
+  weights) is rounded to float16 (round to nearest even), so values above 65504 become inf and
+  tiny ones flush as fp16 does. Ops the program declares fp32 (those an export kept in fp32,
+  between casts) compute and stay in float32, as Core ML runs them in fp32 on the device.
+  Each fp16 op computes from fp16 values in float32 (float64 for normalisation statistics)
   and rounds its result: it models fp16 storage between ops, not fp16 accumulation inside one.
 
 After each run `overflow_ops` names where inf or NaN first appeared from finite values: ops
-("linear_3 (linear)"), and in fp16 mode inputs ("x (input)") or weights ("w (const)") that
-exceed the fp16 range once rounded. States (KV caches) start at zero, as a fresh MLState, and
-persist across runs until `reset_states()`.
+("linear_3 (linear)"), and in fp16 mode fp16 inputs ("x (input)") or weights ("w (const)")
+that exceed the fp16 range once rounded. States (KV caches) start at zero, as a fresh MLState,
+and persist across runs until `reset_states()`.
 """
 
 from __future__ import annotations
@@ -94,19 +96,15 @@ class CoreMLEmulatorSession:
                            for name, value in self._program.constants.items()}
         self._nonfinite_constants = {name for name, value in self._constants.items()
                                      if _has_nonfinite(value)}
-        # weights that only overflow once rounded to fp16 (fp32 programs in fp16 mode)
-        self._overflowing_constants = tuple(
-            f"{name} (const)" for name in sorted(self._nonfinite_constants)
-            if not _has_nonfinite(self._program.constants[name]))
         self._operations: list[Operation] = []
-        decompressed_overflow: list[str] = []
+        decompressed_overflow: list[str] = []  # fp16 weights decompressed above 65504
         for op in self._program.operations:  # decompress weights once, as Core ML at load
             if op.op_type.startswith("constexpr_"):
                 self._execute(op, self._constants, self._nonfinite_constants,
                               decompressed_overflow)
             else:
                 self._operations.append(op)
-        self._overflowing_constants += tuple(decompressed_overflow)
+        self._overflowing_constants = tuple(decompressed_overflow)
         self._states: dict[str, StateSlot] = {}
         self.reset_states()
 
@@ -190,14 +188,15 @@ class CoreMLEmulatorSession:
         """A value as the emulator holds it: floats as float32, fp16-rounded in fp16 mode."""
         if declared.dtype not in FLOAT_DTYPES:
             return value.astype(NUMPY_DTYPE[declared.dtype], copy=False)
-        if self.precision == "fp16":
+        if self.precision == "fp16" and declared.dtype == "fp16":
             with np.errstate(over="ignore"):
                 return value.astype(np.float16).astype(np.float32)
         return value.astype(np.float32, copy=False)
 
     def _constant(self, value: Any) -> Any:
         if isinstance(value, np.ndarray) and value.dtype.kind == "f":
-            return self._hold(value, TensorType("fp32", value.shape))
+            dtype = "fp16" if value.dtype == np.float16 else "fp32"
+            return self._hold(value, TensorType(dtype, value.shape))
         return value
 
     def _input(self, name: str, value: np.ndarray, declared: TensorType) -> np.ndarray:

@@ -115,7 +115,7 @@ def test_weights_that_decompress_above_fp16_range_are_flagged_in_fp16_mode(save_
             scale=np.array([[10000.0]], dtype=np.float32))  # 10 * 10000 > 65504
         return mb.mul(x=weight, y=x, name="w")
 
-    path = save_program(program)
+    path = save_program(program, "fp16")  # fp16 weights: fp32 ones stay fp32 in fp16 mode
     fp32 = _session(path, "constexpr_blockwise_shift_scale")
     assert fp32.run({"x": np.ones(1, np.float32)})["w"].tolist() == [[100000, 10000]]
     assert fp32.overflow_ops == ()

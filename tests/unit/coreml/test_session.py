@@ -37,10 +37,34 @@ def test_fp16_mode_rounds_every_value_and_names_the_overflowing_op(doubling) -> 
     # 0.1 -> 0.0999755859375 (nearest fp16); 2049 -> 2048 (tie, to even, spacing 2);
     # 70000 > 65504 -> inf; 1e-8 is below half the smallest fp16 subnormal (2^-24) -> 0
     assert out.tolist() == [[0.199951171875, 4096.0, np.inf, 0.0]]
-    assert session.overflow_ops == ("x (input)",)  # not `double`: its input was already inf
+    # x is declared fp32 and stays 70000; the cast to fp16 is where it overflows, not `double`
+    # (its input was already inf)
+    (where,) = session.overflow_ops  # the converter renames the cast
+    assert where.endswith("(cast)")
     out = session.run({"x": np.array([[0, 0, 40000, 0]], dtype=np.float32)})["y"]
     assert out.tolist() == [[0, 0, np.inf, 0]]  # 80000 > 65504
     assert session.overflow_ops == ("double (mul)",)
+
+
+def test_fp16_mode_keeps_ops_the_program_declares_fp32_in_float32(save_program) -> None:
+    """RMSNorm's statistics kept in fp32 between casts: x**2 exceeds 65504 without overflow."""
+    @mb.program(input_specs=[mb.TensorSpec((1, 2), dtype=types.fp16)],
+                opset_version=ct.target.iOS18)
+    def program(h):
+        wide = mb.cast(x=h, dtype="fp32", name="wide")
+        square = mb.mul(x=wide, y=wide, name="square")
+        inverse = mb.rsqrt(x=square, name="inverse")
+        return mb.mul(x=h, y=mb.cast(x=inverse, dtype="fp16", name="narrow"), name="y")
+
+    session = CoreMLEmulatorSession(save_program(program), "fp16")
+    out = session.run({"h": np.array([[300, 400]], np.float32)}, keep_intermediates=True)
+    assert session.intermediates["square"].tolist() == [[90000, 160000]]  # fp32: no inf
+    # fp16(1/300) = 1748 * 2**-19, fp16(1/400) = 1311 * 2**-19; times 300 and 400 that is
+    # 1.00021 and 1.00021, which round to 1.0 in fp16 (spacing 2**-10 near 1)
+    assert out["y"].dtype == np.float16 and out["y"].tolist() == [[1.0, 1.0]]
+    assert session.overflow_ops == ()
+    session.run({"h": np.array([[70000, 1]], np.float32)})
+    assert session.overflow_ops == ("h (input)",)  # an fp16 input rounds above 65504
 
 
 def test_fp32_mode_computes_fp16_tensors_in_float32(doubling) -> None:
