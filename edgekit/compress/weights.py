@@ -110,12 +110,16 @@ def quantize_search(weight: torch.Tensor, bits: int, group_size: int, symmetric:
 
 
 def quantize_gptq(weight: torch.Tensor, hessian: torch.Tensor, bits: int, group_size: int,
-                  symmetric: bool = True, damp: float = 0.01) -> QuantizedWeight:
-    """GPTQ: quantize columns in order, spreading each column's error onto the columns not yet
-    quantized through the inverse Hessian of the layer's inputs (H = 2 X^T X).
+                  symmetric: bool = True, damp: float = 0.01, block: int = 128
+                  ) -> QuantizedWeight:
+    """GPTQ: quantize input channels in order, spreading each channel's rounding error onto
+    the channels not yet quantized through the inverse Hessian of the layer's inputs
+    (H = X^T X over calibration activations).
 
-    Group scales are chosen with `quantize_search` on the error-updated weights when a group
-    starts, so codes and scales stay in the canonical form.
+    Updates are applied lazily per `block` channels (one matrix product per block), as in
+    the GPTQ paper. A group's scale is chosen with `quantize_search` on the error-updated
+    weights when the group starts, so codes and scales keep the canonical form; with one
+    group per row (per-channel) the scale is fitted once on the whole row.
     """
     w = weight.float().clone()
     rows, cols = w.shape
@@ -127,24 +131,40 @@ def quantize_gptq(weight: torch.Tensor, hessian: torch.Tensor, bits: int, group_
     h_inv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
     h_inv = h_inv.float()
     lo, hi = code_range(bits, symmetric)
+    block = max(block // group_size, 1) * group_size if group_size < cols else block
     codes = torch.zeros_like(w)
     scales = torch.zeros(rows, cols // group_size)
     zeros = torch.zeros(rows, cols // group_size) if not symmetric else None
-    for col in range(cols):
-        group = col // group_size
-        if col % group_size == 0:
-            fitted = quantize_search(w[:, col:col + group_size], bits, group_size, symmetric)
-            scales[:, group] = fitted.scales[:, 0]
-            if zeros is not None and fitted.zeros is not None:
-                zeros[:, group] = fitted.zeros[:, 0].float()
-        scale = scales[:, group]
-        zero = zeros[:, group] if zeros is not None else None
-        q = torch.clamp(torch.round(w[:, col] / scale + (zero if zero is not None else 0)), lo, hi)
-        codes[:, col] = q
-        recon = (q - (zero if zero is not None else 0)) * scale
-        err = (w[:, col] - recon) / h_inv[col, col]
-        w[:, col + 1:] -= err[:, None] * h_inv[col, col + 1:][None, :]
+    if group_size >= cols:
+        _set_group(0, quantize_search(w, bits, cols, symmetric), scales, zeros)
+    for start in range(0, cols, block):
+        stop = min(start + block, cols)
+        w_block = w[:, start:stop].clone()
+        err_block = torch.zeros_like(w_block)
+        h_block = h_inv[start:stop, start:stop]
+        for i in range(stop - start):
+            col = start + i
+            group = col // group_size
+            if col % group_size == 0 and group_size < cols:
+                fitted = quantize_search(w_block[:, i:i + group_size], bits, group_size,
+                                         symmetric)
+                _set_group(group, fitted, scales, zeros)
+            scale = scales[:, group]
+            zero = zeros[:, group] if zeros is not None else 0.0
+            q = torch.clamp(torch.round(w_block[:, i] / scale + zero), lo, hi)
+            codes[:, col] = q
+            err = (w_block[:, i] - (q - zero) * scale) / h_block[i, i]
+            w_block[:, i:] -= err[:, None] * h_block[i, i:][None, :]
+            err_block[:, i] = err
+        w[:, stop:] -= err_block @ h_inv[start:stop, stop:]
     return _pack(codes.reshape(rows, -1, group_size), scales, zeros, bits, group_size)
+
+
+def _set_group(group: int, fitted: QuantizedWeight, scales: torch.Tensor,
+               zeros: torch.Tensor | None) -> None:
+    scales[:, group] = fitted.scales[:, 0]
+    if zeros is not None and fitted.zeros is not None:
+        zeros[:, group] = fitted.zeros[:, 0].float()
 
 
 def _pack(codes: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor | None, bits: int,

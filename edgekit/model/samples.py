@@ -9,10 +9,12 @@ real data (`--inputs`).
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from edgekit.errors import EdgekitError
 from edgekit.model.student import Student, TensorSpec
 
 _IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -91,3 +93,34 @@ def _natural_images(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndar
     if channels == 3:
         return (image - _IMAGENET_MEAN[None, :, None, None]) / _IMAGENET_STD[None, :, None, None]
     return (image - 0.5) / 0.25
+
+
+def read_inputs(path: Path, student: Student) -> list[dict[str, np.ndarray]]:
+    """Samples from an .npz keyed by input name; a leading extra axis holds several samples."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise EdgekitError(f"{path}: no such inputs file") from None
+    except (ValueError, OSError) as exc:
+        raise EdgekitError(f"{path}: not a readable .npz without pickles ({exc})") from None
+    counts = set()
+    for spec in student.inputs:
+        if spec.name not in arrays:
+            raise EdgekitError(f"{path}: missing input '{spec.name}' "
+                               f"(the student takes {', '.join(student.input_names)})")
+        shape = arrays[spec.name].shape
+        if shape == spec.shape:
+            counts.add(1)
+            arrays[spec.name] = arrays[spec.name][None]
+        elif shape[1:] == spec.shape:
+            counts.add(shape[0])
+        else:
+            raise EdgekitError(f"{path}: input '{spec.name}' has shape {list(shape)}, the student "
+                               f"takes {list(spec.shape)} (or N x that)")
+    if len(counts) != 1:
+        raise EdgekitError(f"{path}: inputs hold different numbers of samples {sorted(counts)}")
+    dtypes = {spec.name: spec.dtype for spec in student.inputs}
+    count = counts.pop()
+    return [{name: arrays[name][i].astype(torch.empty((), dtype=dtypes[name]).numpy().dtype)
+             for name in student.input_names} for i in range(count)]
