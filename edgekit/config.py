@@ -45,6 +45,8 @@ class ExportConfig:
     targets: tuple[str, ...] = ("ios",)
     out: str | None = None  # default: edgekit-out/<model-name>
     force: bool = False  # replace a non-empty output folder
+    decode: bool = False  # decoder LMs: also export decode-ready (KV cache) artifacts
+    max_seq_len: int = 512  # decode artifacts: KV cache length (prompt + generated tokens)
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,7 @@ class Config:
     regression: RegressionConfig = field(default_factory=RegressionConfig)
 
 
-_POSITIVE = {"model.seq_len", "validate.samples"}
+_POSITIVE = {"model.seq_len", "validate.samples", "export.max_seq_len"}
 
 # Budget and regression values by field name (they repeat under formats and devices):
 # (lowest, highest) allowed; sqnr_db_min may be any number.

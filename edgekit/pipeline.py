@@ -20,6 +20,7 @@ from edgekit.config import Config
 from edgekit.console import say, stage
 from edgekit.errors import ConfigError, EdgekitError
 from edgekit.export import Artifact, export, place, trace
+from edgekit.llm.stage import run_decode
 from edgekit.model import Student, load, sample_inputs
 from edgekit.model.load import source_name
 from edgekit.report import SCHEMA_VERSION, render_markdown, write_report
@@ -58,6 +59,7 @@ def run(config: Config, student: Student | None = None) -> dict[str, Any]:
 
     entries: list[dict[str, Any]] = []
     compression: list[dict[str, Any]] = []
+    decode: list[dict[str, Any]] = []  # decode-ready LM artifacts (--decode)
     with _staging(out) as staging:
         for (quant, prune_spec), group in _group_by_recipe(targets, recipes).items():
             pruned = prune(student, prune_spec)
@@ -89,8 +91,12 @@ def run(config: Config, student: Student | None = None) -> dict[str, Any]:
                                                 samples[0], timings, costs)
                     entries.append(entry)
             shutil.rmtree(build)
+            if config.export.decode:
+                decode += run_decode(pruned, plan, group, staging, config.export.max_seq_len)
         report = _report(student, targets, entries, inputs_info)
         report["compression"] = compression
+        if config.export.decode:
+            report["decode"] = decode
         write_report(report, staging / "report.json")
         (staging / "report.md").write_text(render_markdown(report))
     report["out"] = str(out)
@@ -98,8 +104,9 @@ def run(config: Config, student: Student | None = None) -> dict[str, Any]:
 
 
 def exit_code(report: dict[str, Any]) -> int:
-    """0 when no artifact failed parity, 1 otherwise."""
-    return 1 if report["summary"]["fail"] else 0
+    """0 when no artifact failed parity (decode artifacts: generation parity), 1 otherwise."""
+    decode_failed = any(d["parity"]["verdict"] == "fail" for d in report.get("decode", []))
+    return 1 if report["summary"]["fail"] or decode_failed else 0
 
 
 def _recipe(config: Config, target: Target) -> tuple[str, str]:

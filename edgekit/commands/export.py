@@ -25,6 +25,11 @@ def register(commands: Any) -> None:
     export.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. model.seq_len=128")
     export.add_argument("--force", action="store_true", help="replace a non-empty --out")
+    export.add_argument("--decode", action="store_true",
+                        help="decoder LMs: also export decode-ready artifacts (KV cache, "
+                             "tokenizer) and check greedy generation against the student")
+    export.add_argument("--max-seq-len", type=int, metavar="N",
+                        help="KV cache length of decode artifacts (default 512)")
     export.set_defaults(handler=_export)
 
 
@@ -41,6 +46,10 @@ def _export_overrides(args: argparse.Namespace) -> list[str]:
         sets.append(f"export.out={toml_string(args.out)}")
     if args.force:
         sets.append("export.force=true")
+    if args.decode:
+        sets.append("export.decode=true")
+    if args.max_seq_len is not None:
+        sets.append(f"export.max_seq_len={args.max_seq_len}")
     if args.quant:
         sets.append(f"compress.quant={toml_string(args.quant)}")
     if args.prune is not None:
@@ -71,8 +80,22 @@ def _print_summary(report: dict[str, Any]) -> None:
         if item["parity"]["verdict"] != "pass":
             print(f"{item['target']}/{item['format']}: {item['parity']['verdict']}: "
                   f"{item['parity']['reason']}")
+    for item in report.get("decode", []):
+        _print_decode(item)
     summary = report["summary"]
     print(f"{summary['pass']} passed, {summary['fail']} failed, {summary['not_run']} not run; "
           f"report: {Path(report['out']) / 'report.json'}")
 
 
+
+
+def _print_decode(item: dict[str, Any]) -> None:
+    parity, measured = item["parity"], item["speed"]["measured"]
+    against = parity.get("against", {}).get(parity.get("expected_reference", ""), {})
+    tokens = (f"{round(against['agreement'] * against['compared'])}/{against['compared']} "
+              f"tokens as the eager {parity['expected_reference']} student"
+              if against else parity.get("reason", ""))
+    speed = (f", decode {measured['decode_tok_s']} tok/s measured on host"
+             if "decode_tok_s" in measured else "")
+    print(f"decode {item['path']} ({item['bytes'] / 2**20:.1f} MiB, max_seq_len "
+          f"{item['max_seq_len']}): generation {parity['verdict']}, {tokens}{speed}")

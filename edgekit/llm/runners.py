@@ -44,7 +44,8 @@ class ExecuTorchDecodeSession:
         import_backend("executorch.kernels.quantized")  # embedding_4bit/byte kernels
         if threads:
             bindings = import_backend("executorch.extension.pybindings.portable_lib")
-            bindings._unsafe_reset_threadpool(threads)
+            with quiet():  # XNNPACK's threadpool is process-wide in the bindings
+                bindings._unsafe_reset_threadpool(threads)
         try:
             with quiet():
                 program = runtime.Runtime.get().load_program(str(path))

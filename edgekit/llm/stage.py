@@ -1,0 +1,100 @@
+"""The decode stage of `edgekit export --decode`: decode-ready artifacts for each target's
+formats, their generation parity, and their speed (measured on host and projected)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from edgekit.compress.quantize import QuantPlan
+from edgekit.console import stage
+from edgekit.errors import ConfigError, EdgekitError
+from edgekit.export import Artifact, place
+from edgekit.llm.export import decode_parity, export_decode, parity_prompt
+from edgekit.model.student import Student
+from edgekit.targets import Target, get_device
+
+# target format -> decode format that serves it (.ort apps run the ONNX graph's runtime)
+_DECODE_FOR = {"executorch": "executorch", "onnx": "onnx", "ort": "onnx"}
+DECODE_DIR = "decode"
+
+
+def decode_formats(targets: list[Target]) -> tuple[str, ...]:
+    """The decode formats the targets need, in export order (Core ML: not yet)."""
+    wanted = {_DECODE_FOR[f] for t in targets for f in t.formats if f in _DECODE_FOR}
+    return tuple(f for f in ("executorch", "onnx") if f in wanted)
+
+
+def run_decode(student: Student, plan: QuantPlan, targets: list[Target], staging: Path,
+               max_seq_len: int) -> list[dict[str, Any]]:
+    """Export, check and time the decode artifacts of `targets`, placed under
+    `<target>/decode/` in `staging`.
+
+    Returns:
+        One report entry per (target, decode artifact).
+
+    Raises:
+        ConfigError: the student is not a decoder LM.
+    """
+    if student.task != "text-generation":
+        raise ConfigError(f"--decode needs a decoder LM (task text-generation); "
+                          f"{student.name} is {student.task}")
+    formats = decode_formats(targets)
+    if not formats:
+        return []
+    build = staging / f".decode-{plan.scheme}"
+    artifacts = export_decode(student, plan, formats, build, max_seq_len)
+    prompt = parity_prompt(student)
+    checked: dict[str, dict[str, Any]] = {}
+    for artifact in artifacts:
+        with stage(f"generation parity {artifact.format} ({artifact.quant})"):
+            checked[artifact.format] = decode_parity(artifact, student, plan, max_seq_len)
+    entries = []
+    timed: dict[tuple[str, int], dict[str, Any]] = {}
+    for target in targets:
+        folder = staging / target.name / DECODE_DIR
+        for artifact in artifacts:
+            if artifact.format not in {_DECODE_FOR.get(f) for f in target.formats}:
+                continue
+            _place_with_tokenizer(artifact.path, build, folder)
+            entry = _entry(artifact, target, folder / artifact.path.name, staging,
+                           checked[artifact.format])
+            entry["speed"] = _speed(artifact, student, plan, target, prompt, timed)
+            entries.append(entry)
+    shutil.rmtree(build)
+    return entries
+
+
+def _place_with_tokenizer(path: Path, build: Path, folder: Path) -> None:
+    """Put one decode artifact, and the tokenizer files beside it, into `folder`."""
+    for item in [path, *(p for p in build.iterdir() if p.is_file())]:
+        if not (folder / item.name).exists():
+            place(item, folder / item.name)
+
+
+def _entry(artifact: Artifact, target: Target, path: Path, root: Path,
+           parity: dict[str, Any]) -> dict[str, Any]:
+    notes = dict(artifact.notes)
+    return {"target": target.name, "format": artifact.format,
+            "path": str(path.relative_to(root)), "bytes": artifact.bytes,
+            "quant": artifact.quant, "runtime": artifact.runtime,
+            "max_seq_len": notes.pop("max_seq_len"), "export_s": notes.pop("export_s"),
+            "notes": notes, "parity": parity}
+
+
+def _speed(artifact: Artifact, student: Student, plan: QuantPlan, target: Target,
+           prompt: list[int], timed: dict[tuple[str, int], dict[str, Any]]) -> dict[str, Any]:
+    from edgekit.runtimes.limits import limits_for
+    from edgekit.validate.decode_latency import measure_generation, project_generation
+
+    device = get_device(target.device)
+    key = (artifact.format, limits_for(device).threads)
+    if key not in timed:
+        with stage(f"decode speed {artifact.format} on host ({key[1]} threads)"):
+            try:
+                timed[key] = measure_generation(artifact.path, device, prompt)
+            except EdgekitError as exc:
+                timed[key] = {"status": "not_run", "reason": f"run failed: {exc}"}
+    projected = project_generation(student, plan, device, artifact.format)
+    return {"measured": timed[key], "projected": projected}
