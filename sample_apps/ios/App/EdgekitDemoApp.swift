@@ -1,0 +1,8 @@
+import SwiftUI
+
+@main
+struct EdgekitDemoApp: App {
+    var body: some Scene {
+        WindowGroup { ContentView() }
+    }
+}

@@ -1,0 +1,36 @@
+"""Fixtures of the app-bundle tests: one tiny Llama-style export for every app, bundled once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+APPS = ("ios", "android", "web")
+
+
+@pytest.fixture(scope="session")
+def llama_export(student_dir, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny Llama student exported for ios, android and web (in-process: one import)."""
+    import edgekit
+
+    out = tmp_path_factory.mktemp("bundle-export") / "out"
+    config = edgekit.load_config(overrides=[
+        f"model.path='{student_dir('llama')}'", "export.targets=['all']", f"export.out='{out}'",
+        "validate.samples=1"])
+    report = edgekit.run(config)
+    assert report["summary"]["fail"] == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def bundles(llama_export: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """`edgekit bundle` of the tiny export for each app, by app name."""
+    from edgekit.bundle import make_bundle
+
+    root = tmp_path_factory.mktemp("bundles")
+    made = {}
+    for app in APPS:
+        make_bundle(llama_export, app, root / app)
+        made[app] = root / app
+    return made
