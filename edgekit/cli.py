@@ -8,7 +8,18 @@ import sys
 from collections.abc import Sequence
 
 from edgekit import __version__
-from edgekit.commands import bench, bundle, check, devices, export, generate, report, run, targets
+from edgekit.commands import (
+    bench,
+    bundle,
+    check,
+    devices,
+    export,
+    generate,
+    report,
+    run,
+    targets,
+    validate,
+)
 from edgekit.errors import EdgekitError
 
 
@@ -42,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # The commands, in help order. A new command is a module in edgekit/commands/ with a
 # register(subparsers) function, listed here.
-COMMANDS = (export, run, check, report, targets, devices, bench, bundle, generate)
+COMMANDS = (export, run, validate, check, report, targets, devices, bench, bundle, generate)
 
 
 def _parser() -> argparse.ArgumentParser:

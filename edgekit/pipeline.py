@@ -24,8 +24,11 @@ from edgekit.llm.stage import run_decode
 from edgekit.model import Student, load, sample_inputs
 from edgekit.model.load import source_name
 from edgekit.report import SCHEMA_VERSION, render_markdown, write_report
+from edgekit.runtimes import coreml_precision, session_runtime
+from edgekit.runtimes.budget import mark_over_budget
 from edgekit.targets import DeviceProfile, Target, get_device, resolve_targets
 from edgekit.validate import ParityVerdict, measure, reference_outputs, verdict_under
+from edgekit.validate.localize import localize_failure
 
 
 def run(config: Config, student: Student | None = None) -> dict[str, Any]:
@@ -72,10 +75,7 @@ def run(config: Config, student: Student | None = None) -> dict[str, Any]:
             formats = _formats_in_order(group)
             build = staging / f".build-{quant}"  # each format once; placed per target below
             artifacts = export(pruned, plan, formats, build, program)
-            measured = {}
-            for artifact in artifacts:
-                with stage(f"parity {artifact.format} in {artifact.runtime}"):
-                    measured[artifact.format] = measure(artifact, pruned, samples, reference)
+            measured: dict[tuple[str, str | None], ParityVerdict] = {}  # format, precision
             by_format = {a.format: a for a in artifacts}
             timings: dict[tuple[str, int], dict[str, Any]] = {}  # once per artifact and threads
             costs: dict[str, Any] = {}  # graph cost per artifact, projected per device
@@ -85,10 +85,18 @@ def run(config: Config, student: Student | None = None) -> dict[str, Any]:
                     path = staging / target.name / artifact.path.name
                     if not path.exists():
                         place(artifact.path, path)
-                    verdict = verdict_under(measured[fmt], target.tolerance(quant, fmt))
+                    key = _parity_key(artifact, get_device(target.device))
+                    if key not in measured:
+                        with stage(f"parity {fmt} in {session_runtime(artifact.path)}"
+                                   + (f" ({key[1]})" if key[1] else "")):
+                            measured[key] = measure(artifact, pruned, samples, reference, key[1])
+                    verdict = verdict_under(measured[key], target.tolerance(quant, fmt))
+                    verdict = localize_failure(verdict, artifact, pruned, plan, samples[0],
+                                               program)
                     entry = _entry(target, artifact, path, staging, verdict)
                     entry["latency"] = _latency(artifact, get_device(target.device), program,
                                                 samples[0], timings, costs)
+                    mark_over_budget(entry, get_device(target.device))
                     entries.append(entry)
             shutil.rmtree(build)
             if config.export.decode:
@@ -131,6 +139,12 @@ def _formats_in_order(group: list[Target]) -> tuple[str, ...]:
     wanted = dict.fromkeys(f for t in group for f in t.formats)
     order = ("onnx", "ort", "executorch", "coreml")  # ort is converted from onnx
     return tuple(f for f in order if f in wanted)
+
+
+def _parity_key(artifact: Artifact, device: DeviceProfile) -> tuple[str, str | None]:
+    """Parity runs once per format, and for Core ML once per emulated precision (fp16 where
+    the device's GPU / Neural Engine runs Core ML, fp32 on a CPU-only one)."""
+    return artifact.format, coreml_precision(device) if artifact.format == "coreml" else None
 
 
 def _check_out(out: Path, force: bool) -> None:

@@ -1,8 +1,15 @@
-"""`edgekit run`: run one artifact in its runtime on .npz inputs."""
+"""`edgekit run`: run one artifact in its runtime on .npz inputs.
+
+.pte runs in ExecuTorch, .onnx/.ort in ONNX Runtime, .mlpackage in edgekit's Core ML
+emulator (fp16 as on the GPU / Neural Engine unless --precision fp32). With --device the run
+takes that phone's threads and Core ML precision, and happens in a child process under its
+app memory budget: passing the budget is reported as "would be killed on <device>" (exit 1).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,29 +17,51 @@ from edgekit.errors import EdgekitError
 
 
 def register(commands: Any) -> None:
-    run = commands.add_parser("run", help="run one artifact in its runtime on .npz inputs")
-    run.add_argument("artifact", type=Path)
+    run = commands.add_parser("run", help="run one artifact in its runtime on .npz inputs "
+                                          "(Core ML in edgekit's emulator)")
+    run.add_argument("artifact", type=Path, help=".pte, .onnx, .ort or .mlpackage")
     run.add_argument("--inputs", type=Path, required=True, help=".npz keyed by input name")
     run.add_argument("--out", type=Path, required=True, help=".npz to write, keyed by output")
-    run.add_argument("--threads", type=int, help="intra-op threads")
+    run.add_argument("--device", help="device profile (`edgekit devices`): its threads, Core "
+                                      "ML precision and app memory budget")
+    run.add_argument("--precision", choices=("fp16", "fp32"),
+                     help="Core ML only: fp16 (GPU / Neural Engine; the default) or fp32 (CPU)")
+    run.add_argument("--threads", type=int, help="intra-op threads (without --device)")
     run.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from edgekit.runtimes import open_session
+    from edgekit.runtimes import coreml_precision, open_session, runtime_for
 
+    if not args.artifact.exists():
+        raise EdgekitError(f"{args.artifact}: no such artifact")
+    coreml = runtime_for(args.artifact) == "coreml"
+    if args.precision and not coreml:
+        raise EdgekitError(f"{args.artifact}: --precision applies to Core ML packages only")
     names = _artifact_io(args.artifact)
-    session = open_session(args.artifact, *names, threads=args.threads)
-    try:
-        with np.load(args.inputs, allow_pickle=False) as data:
-            inputs = {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise EdgekitError(f"{args.inputs}: no such inputs file") from None
-    except (ValueError, OSError) as exc:
-        raise EdgekitError(f"{args.inputs}: not a readable .npz without pickles ({exc})") from None
-    outputs = session.run(inputs)
+    inputs = read_npz(args.inputs)
+    if args.device:
+        from edgekit.runtimes.budget import WouldBeKilled, run_under_budget
+        from edgekit.targets import get_device
+
+        device = get_device(args.device)
+        precision = args.precision or (coreml_precision(device) if coreml else None)
+        try:
+            run = run_under_budget(args.artifact, [inputs], device, *names,
+                                   precision=precision)
+        except WouldBeKilled as exc:
+            print(f"edgekit: {args.artifact}: {exc}", file=sys.stderr)
+            return exc.exit_code
+        (outputs,), overflow = run.outputs, run.overflow
+    else:
+        session = open_session(args.artifact, *names, threads=args.threads,
+                               precision=args.precision)
+        outputs = session.run(inputs)
+        overflow = getattr(session, "overflow_ops", ())  # the Core ML emulator's
+    if overflow:
+        print(f"edgekit: fp16 overflow in {', '.join(overflow)}", file=sys.stderr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     partial = args.out.with_name(f".{args.out.name}.partial.npz")
     np.savez(partial, **outputs)  # type: ignore[arg-type]
@@ -40,6 +69,19 @@ def _run(args: argparse.Namespace) -> int:
     for name, value in outputs.items():
         print(f"{name}: shape {list(value.shape)} {value.dtype}")
     return 0
+
+
+def read_npz(path: Path) -> dict[str, Any]:
+    """The arrays of an .npz file by name, read without pickles; one-line errors."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise EdgekitError(f"{path}: no such inputs file") from None
+    except (ValueError, OSError) as exc:
+        raise EdgekitError(f"{path}: not a readable .npz without pickles ({exc})") from None
 
 
 def _artifact_io(artifact: Path) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
@@ -61,5 +103,3 @@ def _artifact_io(artifact: Path) -> tuple[tuple[str, ...] | None, tuple[str, ...
             if (folder / item["path"]).resolve() == artifact.resolve():
                 return tuple(i["name"] for i in item["inputs"]), tuple(item["outputs"])
     return None, None
-
-

@@ -109,7 +109,7 @@ def keeps_fp32(op: Any) -> bool:
     overflows in fp16: `pow(x, 2)` or `mul(x, x)`, then reduce_mean/sum, add, (r)sqrt."""
     if op.op_type == "pow":
         exponent = op.inputs["y"].val
-        return exponent is not None and np.all(np.asarray(exponent) == 2)
+        return exponent is not None and bool(np.all(np.asarray(exponent) == 2))
     if op.op_type == "mul":
         return op.inputs["x"] is op.inputs["y"]
     if op.op_type in _NORM_STATISTICS:

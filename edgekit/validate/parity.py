@@ -7,6 +7,7 @@ an artifact that could not be run is `not_run`, with the reason.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +17,9 @@ import torch
 from edgekit.console import quiet
 from edgekit.errors import EdgekitError
 from edgekit.model.student import Student
-from edgekit.runtimes import RuntimeUnavailable, open_session
-from edgekit.targets import Tolerance
+from edgekit.runtimes import RuntimeUnavailable, open_session, run_samples, session_runtime
+from edgekit.runtimes.budget import WouldBeKilled, run_under_budget
+from edgekit.targets import DeviceProfile, Tolerance
 
 _SQNR_CAP_DB = 300.0  # identical outputs: JSON has no infinity
 
@@ -26,14 +28,24 @@ _SQNR_CAP_DB = 300.0  # identical outputs: JSON has no infinity
 class ParityVerdict:
     """The outcome of one artifact's parity check."""
 
-    runtime: str
+    runtime: str  # what ran it here: executorch, onnxruntime or coreml-emulator
     verdict: str  # pass | fail | not_run
     reason: str
     metrics: dict[str, float] = field(default_factory=dict)
+    precision: str | None = None  # the Core ML emulator's precision (None: a real runtime)
+    overflow: tuple[str, ...] = ()  # fp16 ops whose output overflowed from finite inputs
+    localization: dict[str, Any] | None = None  # a failure's layer and cause (localize.py)
 
     def to_json(self) -> dict[str, Any]:
-        return {"runtime": self.runtime, "verdict": self.verdict, "reason": self.reason,
-                "metrics": self.metrics}
+        result: dict[str, Any] = {"runtime": self.runtime, "verdict": self.verdict,
+                                  "reason": self.reason, "metrics": self.metrics}
+        if self.precision is not None:
+            result.update(emulated=True, precision=self.precision)
+        if self.overflow:
+            result["overflow"] = list(self.overflow)
+        if self.localization is not None:
+            result["localization"] = self.localization
+        return result
 
 
 def reference_outputs(
@@ -124,31 +136,56 @@ def measure(
     student: Student,
     samples: list[dict[str, np.ndarray]],
     reference: list[dict[str, np.ndarray]],
+    precision: str | None = None,
+    device: DeviceProfile | None = None,
 ) -> ParityVerdict:
     """Run `artifact` in its runtime on `samples` and measure it against `reference`.
 
+    Args:
+        artifact: the exported Artifact (path, input and output names).
+        student: the student the reference came from (is it an LM: top-1 on logits).
+        samples: inputs keyed by name.
+        reference: the fp32 eager outputs of each sample.
+        precision: Core ML only, the emulator's precision (fp16 or fp32).
+        device: when given, run in a child process under this phone's app memory budget.
+
     Returns:
-        An unjudged verdict (verdict "") carrying the metrics; `not_run` with the reason when
-        the runtime cannot run here; `fail` when the run itself failed.
+        An unjudged verdict (verdict "") carrying the metrics and, in the Core ML emulator,
+        the ops that overflowed fp16; `not_run` with the reason when the runtime cannot run
+        here; `fail` when the run failed or "would be killed on <device>" (memory budget).
     """
+    runtime = session_runtime(artifact.path)
+    if runtime == "coreml-emulator":
+        precision = precision or "fp16"
+    names = (tuple(s.name for s in artifact.inputs), tuple(artifact.outputs))
     try:
-        session = open_session(artifact.path, tuple(s.name for s in artifact.inputs),
-                               artifact.outputs)
+        if device is None:
+            session = open_session(artifact.path, *names, precision=precision)
+            actual, overflow = run_samples(session, samples)
+        else:
+            run = run_under_budget(artifact.path, samples, device, *names, precision=precision)
+            actual, overflow = run.outputs, run.overflow
     except RuntimeUnavailable as exc:
-        return ParityVerdict(artifact.runtime, "not_run", str(exc).split(": ", 1)[-1])
+        return ParityVerdict(runtime, "not_run", str(exc).split(": ", 1)[-1])
+    except WouldBeKilled as exc:
+        return ParityVerdict(runtime, "fail", str(exc), precision=precision)
     except EdgekitError as exc:
-        return ParityVerdict(artifact.runtime, "fail", f"load failed: {exc}")
-    try:
-        actual = [session.run(sample) for sample in samples]
-    except EdgekitError as exc:
-        return ParityVerdict(artifact.runtime, "fail", f"run failed: {exc}")
+        return ParityVerdict(runtime, "fail", f"run failed: {exc}", precision=precision)
     is_logits = any(name == "logits" for name in student.output_names)
-    return ParityVerdict(artifact.runtime, "", "", compare(reference, actual, logits=is_logits))
+    return ParityVerdict(runtime, "", "", compare(reference, actual, logits=is_logits),
+                         precision, overflow)
 
 
 def verdict_under(measured: ParityVerdict, tolerance: Tolerance) -> ParityVerdict:
-    """Judge a measurement under a target's tolerance (already judged ones pass through)."""
+    """Judge a measurement under a target's tolerance (already judged ones pass through).
+
+    fp16 overflow fails the verdict whatever the metrics: on the device those values are inf.
+    """
     if measured.verdict:
         return measured
     verdict, reason = judge(measured.metrics, tolerance)
-    return ParityVerdict(measured.runtime, verdict, reason, measured.metrics)
+    if measured.overflow:
+        first, more = measured.overflow[0], len(measured.overflow) - 1
+        overflow = f"fp16 overflow in {first}" + (f" and {more} more" if more else "")
+        verdict, reason = "fail", overflow if verdict == "pass" else f"{overflow}; {reason}"
+    return dataclasses.replace(measured, verdict=verdict, reason=reason)

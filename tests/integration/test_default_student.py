@@ -25,7 +25,10 @@ def test_readme_export_for_ios_on_the_default_student(tmp_path: Path):
     assert executorch["verdict"] == "pass"
     assert executorch["metrics"]["max_rel"] <= 1e-4
     assert executorch["metrics"]["top1_agreement"] == 1.0
-    assert by_format["coreml"]["parity"]["verdict"] == "not_run"
+    coreml = by_format["coreml"]["parity"]  # the emulator in fp16, norms kept in fp32
+    assert (coreml["verdict"], coreml["runtime"], coreml["precision"]) == \
+        ("pass", "coreml-emulator", "fp16")
+    assert coreml["metrics"]["top1_agreement"] >= 0.97  # measured 0.992
     assert (out / "ios" / "smollm2-135m.pte").stat().st_size > 500_000_000
     assert (out / "ios" / "smollm2-135m.mlpackage" / "Manifest.json").is_file()
     # Backend noise (torchao's .so lines, coremltools' warnings) stays out of edgekit's output.
