@@ -36,6 +36,29 @@ class CompressConfig:
 
     quant: str | None = None  # none | int8 | int4
     prune: str | None = None
+    calib: str | None = None  # calibration data: .txt, .jsonl, image folder or .npz
+
+
+@dataclass(frozen=True)
+class QuantizeConfig:
+    """`[quantize]`: how the plan is computed; unset fields take the scheme's defaults."""
+
+    method: str | None = None  # rtn | search | gptq (default gptq for int4, search for int8)
+    group_size: int | None = None  # 32 (int4 default), 64, 128, or 0 for per channel
+    symmetric: bool | None = None  # false: unsigned codes with zero points
+    embeddings: bool | None = None  # quantize embedding tables too (default true)
+    keep_float: tuple[str, ...] = ()  # module names or name suffixes left in float
+    mixed_precision: bool | None = None  # keep sensitive layers at int8 (int4 default true)
+    error_budget: float | None = None  # stop when the 4-bit error is this fraction (0.5)
+    max_extra_bytes: float | None = None  # int8 layers may add this fraction of bytes (0.15)
+    calib_samples: int = 16  # calibration input sets used
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """`[prune]`: how pruning scores what to remove."""
+
+    importance: str = "activation"  # activation (calibration data) | magnitude (weights only)
 
 
 @dataclass(frozen=True)
@@ -149,6 +172,8 @@ class Config:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     compress: CompressConfig = field(default_factory=CompressConfig)
+    quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     budgets: BudgetsConfig = field(default_factory=BudgetsConfig)
@@ -167,8 +192,10 @@ _RANGES: dict[str, tuple[float, float]] = {
         "latency_slack_ms", "memory_growth", "memory_slack_mib")},
     "cosine_min": (-1.0, 1.0),
     "top1_min": (0.0, 1.0),
+    "error_budget": (0.0, 1.0),
+    "max_extra_bytes": (0.0, float("inf")),
 }
-_RANGED_SECTIONS = ("budgets.", "regression.")
+_RANGED_SECTIONS = ("budgets.", "regression.", "quantize.")
 
 # `--set model=PATH` and `model = "PATH"` at the top of a file name a section's main key.
 _SECTION_SHORTHAND = {"model": "path"}

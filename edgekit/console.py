@@ -15,8 +15,10 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 _VERBOSE = os.environ.get("EDGEKIT_VERBOSE", "") not in ("", "0")
 
@@ -33,6 +35,17 @@ def stage(title: str) -> Iterator[None]:
     say(f"[edgekit] {title} ...")
     yield
     say(f"[edgekit] {title}: done ({time.perf_counter() - start:.1f} s)")
+
+
+def progress(items: Sequence[T], title: str, every_s: float = 10.0) -> Iterator[T]:
+    """Yield `items`, printing `title: i/n` at most every `every_s` seconds, and at the end."""
+    start = last = time.perf_counter()
+    for index, item in enumerate(items, start=1):
+        yield item
+        now = time.perf_counter()
+        if now - last >= every_s or index == len(items):
+            say(f"[edgekit] {title}: {index}/{len(items)} ({now - start:.0f} s)")
+            last = now
 
 
 @contextlib.contextmanager

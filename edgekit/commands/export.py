@@ -20,6 +20,9 @@ def register(commands: Any) -> None:
                                        "text-classification or image-classification")
     export.add_argument("--quant", help="none, int8 or int4 (default: the target's recipe)")
     export.add_argument("--prune", help="pruning spec (default: the target's recipe)")
+    export.add_argument("--calib", help="calibration data for GPTQ, mixed precision and pruning: "
+                                        ".txt lines, .jsonl with a \"text\" field, an image "
+                                        "folder or .npz (default: edgekit's corpus for LMs)")
     export.add_argument("--inputs", help=".npz of real inputs for parity, keyed by input name")
     export.add_argument("--config", type=Path, help="edgekit.toml")
     export.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -54,6 +57,8 @@ def _export_overrides(args: argparse.Namespace) -> list[str]:
         sets.append(f"compress.quant={toml_string(args.quant)}")
     if args.prune is not None:
         sets.append(f"compress.prune={toml_string(args.prune)}")
+    if args.calib:
+        sets.append(f"compress.calib={toml_string(args.calib)}")
     if args.inputs:
         sets.append(f"validate.inputs={toml_string(args.inputs)}")
     return sets + list(args.set)

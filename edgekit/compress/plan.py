@@ -14,24 +14,36 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgekit.compress.weights import QuantizedWeight, quantize_rtn, quantize_search
+from edgekit.compress.weights import (
+    QuantizedWeight,
+    quantize_gptq,
+    quantize_rtn,
+    quantize_search,
+)
 
 METHODS: dict[str, Callable[..., QuantizedWeight]] = {
     "rtn": quantize_rtn,
     "search": quantize_search,
 }
+# gptq needs each layer's input Hessian from calibration data; layers without one (embedding
+# tables) fall back to search.
+ALL_METHODS = (*METHODS, "gptq")
 
 
 @dataclass(frozen=True)
 class QuantSettings:
-    """How to quantize: bits for most layers, group size, symmetry and method."""
+    """How to quantize: bits for most layers, group size, symmetry, method, and how far
+    sensitive layers may be kept at 8 bits (mixed precision, 4-bit plans only)."""
 
     bits: int = 4
     group_size: int = 32  # 0 means per output channel
     symmetric: bool = True
-    method: str = "search"
+    method: str = "search"  # rtn | search | gptq
     embeddings: bool = True  # quantize nn.Embedding tables too
     keep_float: tuple[str, ...] = ()  # module names (or name suffixes) left in float
+    mixed_precision: bool = False  # keep the most sensitive layers at int8 (per channel)
+    error_budget: float = 0.5  # ... until the 4-bit layers' summed error is this fraction
+    max_extra_bytes: float = 0.15  # ... or int8 layers have grown the plan's bytes this much
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,7 @@ class LayerPlan:
     weight: QuantizedWeight | None
     reason: str
     error_sqnr_db: float | None = None
+    sensitivity: float | None = None  # output error with only this layer quantized at 4 bits
 
     def to_json(self) -> dict[str, Any]:
         plan: dict[str, Any] = {"names": list(self.names), "kind": self.kind,
@@ -54,6 +67,9 @@ class LayerPlan:
             plan["group_size"] = self.weight.group_size
             plan["symmetric"] = self.weight.zeros is None
             plan["weight_sqnr_db"] = self.error_sqnr_db
+            plan["bytes"] = self.weight.nbytes
+        if self.sensitivity is not None:
+            plan["sensitivity"] = self.sensitivity
         return plan
 
 
@@ -72,8 +88,8 @@ def find_layers(module: nn.Module) -> list[tuple[tuple[str, ...], nn.Module]]:
 
 
 def plan_layer(names: tuple[str, ...], layer: nn.Module, settings: QuantSettings,
-               bits: int | None = None) -> LayerPlan:
-    """Quantize one layer's weight under `settings` (`bits` overrides settings.bits)."""
+               hessian: torch.Tensor | None = None) -> LayerPlan:
+    """Quantize one layer's weight under `settings` (GPTQ when given the input Hessian)."""
     parameter = layer.weight
     assert isinstance(parameter, torch.Tensor)
     weight = parameter.detach().float()
@@ -83,13 +99,19 @@ def plan_layer(names: tuple[str, ...], layer: nn.Module, settings: QuantSettings
         return LayerPlan(names, kind, shape, "float", None, "kept in float by keep_float")
     if kind == "embedding" and not settings.embeddings:
         return LayerPlan(names, kind, shape, "float", None, "embeddings not quantized")
-    bits = bits or settings.bits
+    bits = settings.bits
     group = settings.group_size or weight.shape[1]
     if weight.shape[1] % group:
         return LayerPlan(names, kind, shape, "float", None,
                          f"in_features {weight.shape[1]} not a multiple of group {group}")
-    quantized = METHODS[settings.method](weight, bits, group, settings.symmetric)
-    return LayerPlan(names, kind, shape, f"int{bits}", quantized, f"{settings.method} g{group}",
+    if settings.method == "gptq" and hessian is not None:
+        method = "gptq"
+        quantized = quantize_gptq(weight, hessian, bits, group, settings.symmetric)
+    else:
+        method = "search" if settings.method == "gptq" else settings.method
+        quantized = METHODS[method](weight, bits, group, settings.symmetric)
+    layout = f"g{group}" if settings.group_size else "per channel"
+    return LayerPlan(names, kind, shape, f"int{bits}", quantized, f"{method} {layout}",
                      weight_sqnr(weight, quantized.dequantize()))
 
 

@@ -27,6 +27,13 @@ class QuantizedWeight:
     bits: int
     group_size: int  # input channels per scale; equal to `in` for per-channel
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes as stored: packed codes, fp32 scales, and zero points at the codes' width."""
+        codes = self.codes.numel() * self.bits // 8
+        zeros = self.zeros.numel() * self.bits // 8 if self.zeros is not None else 0
+        return codes + self.scales.numel() * 4 + zeros
+
     def dequantize(self) -> torch.Tensor:
         """The fp32 weight this plan stands for."""
         expand = self.scales.repeat_interleave(self.group_size, dim=1)

@@ -96,6 +96,42 @@ def gather_block_quantized(ids: str, out: str, name: str, weight: QuantizedWeigh
                             quantize_axis=1, block_size=weight.group_size, bits=weight.bits)
 
 
+def native_block(weight: QuantizedWeight) -> bool:
+    """Whether MatMulNBits/GatherBlockQuantized can hold the layout: their block size must be
+    a power of two of at least 16 (so e.g. int8 per channel over 576 inputs cannot)."""
+    block = weight.group_size
+    return block >= 16 and block & (block - 1) == 0
+
+
+def dequantize_linear(output: str, weight: QuantizedWeight, transposed: bool,
+                      initializers: list[TensorProto]) -> onnx.NodeProto:
+    """A DequantizeLinear producing the float weight (or its transpose) named `output` from
+    the plan's per-channel codes: int8 codes, one fp32 scale per output row.
+
+    Raises:
+        ValueError: the weight is not per channel (DequantizeLinear here has one scale a row).
+    """
+    rows, cols = weight.codes.shape
+    if weight.group_size != cols:
+        raise ValueError(f"{output}: blocks of {weight.group_size} need MatMulNBits")
+    codes = weight.codes.numpy()
+    scales = weight.scales.numpy().reshape(-1)
+    zeros = weight.zeros.numpy().reshape(-1) if weight.zeros is not None else None
+    dtype = np.int8 if zeros is None else np.uint8
+    if weight.bits == 4 and zeros is None:
+        dtype = np.int8  # 4-bit codes held in int8 (a plan's int4 per channel)
+    data = codes.T if transposed else codes
+    inputs = [f"{output}.codes", f"{output}.scale"]
+    initializers.append(numpy_helper.from_array(np.ascontiguousarray(data.astype(dtype)),
+                                                inputs[0]))
+    initializers.append(numpy_helper.from_array(scales.astype(np.float32), inputs[1]))
+    if zeros is not None:
+        inputs.append(f"{output}.zero_point")
+        initializers.append(numpy_helper.from_array(zeros.astype(dtype), inputs[2]))
+    return helper.make_node("DequantizeLinear", inputs, [output], name=f"{output}.Dequantize",
+                            axis=1 if transposed else 0)
+
+
 def apply_plan(model: onnx.ModelProto, layers: list[LayerPlan],
                weights: dict[str, np.ndarray]) -> dict[str, Any]:
     """Rewrite `model` in place so that every planned layer uses its quantized form.
@@ -127,10 +163,21 @@ def apply_plan(model: onnx.ModelProto, layers: list[LayerPlan],
     emitted: dict[str, list[str]] = {}
     new_inits: list[TensorProto] = []
     nodes = []
+    dequantized: dict[str, tuple[LayerPlan, bool]] = {}  # initializer -> layer, transposed
     for index, node in enumerate(graph.node):
         layer = _planned_layer(node, init_by_name, transposed, matmul_keys, gather_keys)
         if layer is None or layer.weight is None:
             nodes.append(node)
+            continue
+        if not native_block(layer.weight):
+            # No MatMulNBits/GatherBlockQuantized layout: the initializer itself becomes a
+            # DequantizeLinear of the plan's codes, and every consumer reads its output.
+            source = transposed.get(node.input[1], node.input[1]) if node.op_type == "MatMul" \
+                else node.input[0]
+            dequantized[source] = (layer, node.op_type == "MatMul"
+                                   and node.input[1] not in transposed)
+            nodes.append(node)
+            emitted.setdefault(layer.names[0], []).append("DequantizeLinear")
             continue
         name = f"{layer.names[0]}.{index}"
         if node.op_type == "MatMul":
@@ -139,9 +186,13 @@ def apply_plan(model: onnx.ModelProto, layers: list[LayerPlan],
             nodes.append(gather_block_quantized(node.input[1], node.output[0], name,
                                                 layer.weight, new_inits))
         emitted.setdefault(layer.names[0], []).append(nodes[-1].op_type)
+    for source, (layer, flip) in dequantized.items():
+        assert layer.weight is not None
+        nodes.insert(0, dequantize_linear(source, layer.weight, flip, new_inits))
+    dropped = set(dequantized)
     nodes = _drop_dead(nodes, {o.name for o in graph.output})
     used = {i for n in nodes for i in n.input}
-    kept = [i for i in graph.initializer if i.name in used]
+    kept = [i for i in graph.initializer if i.name in used and i.name not in dropped]
     del graph.node[:]
     graph.node.extend(nodes)
     del graph.initializer[:]

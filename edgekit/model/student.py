@@ -40,6 +40,7 @@ class Student:
     hf_config: Any = None  # the transformers config, when the student has one
     program: torch.export.ExportedProgram | None = None  # set when loaded from a .pt2
     examples: tuple[dict[str, Any], ...] = ()  # real inputs given with the student (numpy)
+    pruning: dict[str, Any] | None = None  # what pruning removed, when the student was pruned
 
     @property
     def input_names(self) -> tuple[str, ...]:

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import torch
 from torch import nn
 
@@ -33,7 +35,7 @@ def test_plan_precisions_and_reasons():
     assert tied.precision == "int4" and tied.kind == "embedding"
     assert tied.to_json()["group_size"] == 32
     assert 15 < tied.error_sqnr_db < 30  # int4 of a gaussian table: ~20 dB
-    eight = plan_layer(("embed", "head"), model.embed, settings, bits=8)
+    eight = plan_layer(("embed", "head"), model.embed, replace(settings, bits=8))
     assert eight.precision == "int8" and eight.error_sqnr_db > tied.error_sqnr_db + 20
 
 
