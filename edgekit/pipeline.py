@@ -14,8 +14,10 @@ import numpy as np
 
 from edgekit import __version__
 from edgekit.compress import prune, quantize
-from edgekit.compress.prune import check_spec
-from edgekit.compress.quantize import check_scheme
+from edgekit.compress.calib import calibration_inputs
+from edgekit.compress.plan import QuantSettings
+from edgekit.compress.prune import check_spec, save_pruned
+from edgekit.compress.quantize import check_scheme, settings_for
 from edgekit.config import Config
 from edgekit.console import say, stage
 from edgekit.errors import ConfigError, EdgekitError
@@ -23,6 +25,7 @@ from edgekit.export import Artifact, export, place, trace
 from edgekit.llm.stage import run_decode
 from edgekit.model import Student, load, sample_inputs
 from edgekit.model.load import source_name
+from edgekit.model.samples import read_inputs
 from edgekit.report import SCHEMA_VERSION, render_markdown, write_report
 from edgekit.runtimes import coreml_precision, session_runtime
 from edgekit.runtimes.budget import mark_over_budget
@@ -62,14 +65,22 @@ def run(config: Config, student: Student | None = None) -> dict[str, Any]:
 
     entries: list[dict[str, Any]] = []
     compression: list[dict[str, Any]] = []
+    calibration: list[dict[str, np.ndarray]] | None = None  # read once, when first needed
     decode: list[dict[str, Any]] = []  # decode-ready LM artifacts (--decode)
     with _staging(out) as staging:
         for (quant, prune_spec), group in _group_by_recipe(targets, recipes).items():
-            pruned = prune(student, prune_spec)
+            calibration = _calibration(config, student, quant, prune_spec, calibration)
+            pruned = prune(student, prune_spec, calibration, config.prune.importance)
             with stage(f"quantization plan ({quant})"):
-                plan = quantize(pruned, quant)
-            compression.append({"targets": [t.name for t in group], "quant": quant,
-                                "prune": prune_spec, "plan": plan.to_json()})
+                plan = quantize(pruned, quant, quant_settings(config, quant), calibration)
+            recipe = {"targets": [t.name for t in group], "quant": quant,
+                      "prune": prune_spec, "plan": plan.to_json()}
+            if calibration is not None:
+                recipe["calibration"] = {"source": config.compress.calib or "built-in",
+                                         "samples": len(calibration)}
+            if pruned.pruning is not None:
+                recipe["pruning"] = _pruning_record(pruned, staging, len(compression))
+            compression.append(recipe)
             with stage("trace (torch.export, once for every format)"):
                 program = trace(pruned)
             formats = _formats_in_order(group)
@@ -117,11 +128,49 @@ def exit_code(report: dict[str, Any]) -> int:
     return 1 if report["summary"]["fail"] or decode_failed else 0
 
 
+def quant_settings(config: Config, quant: str) -> QuantSettings | None:
+    """The plan's settings: the scheme's defaults with the `[quantize]` section applied."""
+    if quant == "none":
+        return None
+    q = config.quantize
+    return settings_for(quant, method=q.method, group_size=q.group_size, symmetric=q.symmetric,
+                        embeddings=q.embeddings, keep_float=q.keep_float or None,
+                        mixed_precision=q.mixed_precision, error_budget=q.error_budget,
+                        max_extra_bytes=q.max_extra_bytes)
+
+
+def _pruning_record(pruned: Student, staging: Path, index: int) -> dict[str, Any]:
+    """What pruning did; a structurally pruned student is also saved as a HF folder."""
+    record = dict(pruned.pruning or {})
+    if any(key in record for key in ("mlp", "heads", "layers_removed")):
+        folder = staging / ("pruned-student" + (f"-{index}" if index else ""))
+        with stage(f"save the pruned student to {folder.name}/"):
+            save_pruned(pruned, folder)
+        record["saved_student"] = folder.name
+    say(f"[edgekit] pruned {record['spec']}: {record['parameters_before'] / 1e6:.2f}M -> "
+        f"{record['parameters_after'] / 1e6:.2f}M parameters")
+    return record
+
+
+def _calibration(config: Config, student: Student, quant: str, prune_spec: str,
+                 known: list[dict[str, np.ndarray]] | None) -> list[dict[str, np.ndarray]] | None:
+    """Calibration inputs when the recipe uses them (read once per run)."""
+    if known is not None or (quant == "none" and not prune_spec.strip()):
+        return known
+    with stage("calibration data"):
+        calibration = calibration_inputs(student, config.compress.calib,
+                                         config.quantize.calib_samples)
+    say(f"[edgekit] calibrating on {len(calibration)} input sets from "
+        f"{config.compress.calib or 'built-in samples'}")
+    return calibration
+
+
 def _recipe(config: Config, target: Target) -> tuple[str, str]:
     quant = config.compress.quant or target.quant
     prune_spec = config.compress.prune if config.compress.prune is not None else target.prune
     check_scheme(quant)
     check_spec(prune_spec)
+    quant_settings(config, quant)
     target.tolerance(quant)
     return quant, prune_spec
 
@@ -188,39 +237,6 @@ def _parity_inputs(
     else:
         kind = "synthetic"
     return samples, {"kind": kind, "samples": len(samples), "seed": config.validate.seed}
-
-
-def read_inputs(path: Path, student: Student) -> list[dict[str, np.ndarray]]:
-    """Samples from an .npz keyed by input name; a leading extra axis holds several samples."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise EdgekitError(f"{path}: no such inputs file") from None
-    except (ValueError, OSError) as exc:
-        raise EdgekitError(f"{path}: not a readable .npz without pickles ({exc})") from None
-    counts = set()
-    for spec in student.inputs:
-        if spec.name not in arrays:
-            raise EdgekitError(f"{path}: missing input '{spec.name}' "
-                               f"(the student takes {', '.join(student.input_names)})")
-        shape = arrays[spec.name].shape
-        if shape == spec.shape:
-            counts.add(1)
-            arrays[spec.name] = arrays[spec.name][None]
-        elif shape[1:] == spec.shape:
-            counts.add(shape[0])
-        else:
-            raise EdgekitError(f"{path}: input '{spec.name}' has shape {list(shape)}, the student "
-                               f"takes {list(spec.shape)} (or N x that)")
-    if len(counts) != 1:
-        raise EdgekitError(f"{path}: inputs hold different numbers of samples {sorted(counts)}")
-    dtypes = {spec.name: spec.dtype for spec in student.inputs}
-    count = counts.pop()
-    import torch
-
-    return [{name: arrays[name][i].astype(torch.empty((), dtype=dtypes[name]).numpy().dtype)
-             for name in student.input_names} for i in range(count)]
 
 
 def _entry(target: Target, artifact: Artifact, path: Path, root: Path,
