@@ -120,8 +120,7 @@ def _build(report: dict[str, Any], app: str, entries: list[dict[str, Any]], out:
 
     text = "input_ids" in [s["name"] for s in model["inputs"]]
     files, tokenizer = copy_tokenizer(model["source"], root / "tokenizer") if text else ([], None)
-    pre = preprocessing(model["task"], model["inputs"], model["source"], files, tokenizer,
-                        "tokenizer")
+    pre = preprocessing(model["inputs"], model["source"], files, tokenizer, "tokenizer")
     inputs = gold.golden_inputs(model["task"], model["inputs"], tokenizer,
                                 int(pre.get("vocab_size", 256)), samples, seed)
     reference, label, outputs = _reference(artifacts, root, inputs)

@@ -86,9 +86,20 @@ def special_ids(tokenizer: Any, config: dict[str, Any]) -> dict[str, int]:
     return ids
 
 
-def preprocessing(task: str, inputs: list[dict[str, Any]], source: str, tokenizer_files: list[str],
+def preprocessing(inputs: list[dict[str, Any]], source: str, tokenizer_files: list[str],
                   tokenizer: Any, folder: str) -> dict[str, Any]:
-    """The manifest's `preprocessing`: how an app turns text or an image into the inputs."""
+    """The manifest's `preprocessing`: how an app turns text or an image into the inputs.
+
+    Args:
+        inputs: the artifact's input specs (name, shape, dtype).
+        source: the student's source (an HF folder holds preprocessor_config.json).
+        tokenizer_files: the tokenizer files copied into the bundle (may be empty).
+        tokenizer: the transformers tokenizer, for special ids (None without one).
+        folder: the bundle folder the tokenizer files are in.
+
+    Returns:
+        A `text`, `image` or `none` preprocessing entry (docs/bundle.md).
+    """
     config = source_config(source)
     names = [spec["name"] for spec in inputs]
     if "input_ids" in names:

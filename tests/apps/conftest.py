@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 APPS = ("ios", "android", "web")
+WEB_APP = Path(__file__).parents[2] / "sample_apps" / "web"
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +35,15 @@ def bundles(llama_export: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
         make_bundle(llama_export, app, root / app)
         made[app] = root / app
     return made
+
+
+@pytest.fixture(scope="session")
+def web_ready() -> None:
+    """Chromium and the web app's npm packages, which .ci/run installs."""
+    from cdp import CHROMIUM
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} missing: `apt-get install -y chromium` (.ci/run does this)")
+    if not (WEB_APP / "node_modules" / "onnxruntime-web").is_dir():
+        pytest.fail("sample_apps/web/node_modules missing: `npm ci` in sample_apps/web "
+                    "(.ci/run does this)")

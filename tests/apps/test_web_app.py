@@ -12,20 +12,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
-from cdp import CHROMIUM, PHONE, phone, serve
+from cdp import PHONE, phone, serve
 
 APP = Path(__file__).parents[2] / "sample_apps" / "web"
 DONE = "window.edgekit && ['done', 'error'].includes(window.edgekit.phase)"
-
-
-@pytest.fixture(scope="module")
-def web_ready():
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} missing: `apt-get install -y chromium` (.ci/run does this)")
-    if not (APP / "node_modules" / "onnxruntime-web").is_dir():
-        pytest.fail("sample_apps/web/node_modules missing: `npm ci` in sample_apps/web "
-                    "(.ci/run does this)")
 
 
 def _png_size(path: Path) -> tuple[int, int]:
