@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import run_cli
 
 from edgekit.bundle import read_manifest, verify_bundle
 from edgekit.bundle.golden import verify_bundled_program
@@ -209,10 +208,3 @@ def test_cli_writes_a_bundle(llama_export, tmp_path, capsys):
                  "--samples", "0"]) == 2
     assert "--samples 0" in capsys.readouterr().err
 
-
-def test_cli_error_through_the_console_script(tmp_path):
-    result = run_cli("bundle", str(tmp_path / "missing"), "--app", "web", "--dest",
-                     str(tmp_path / "b"))
-    assert result.returncode == 2
-    assert result.stderr == (f"edgekit: error: {tmp_path / 'missing'}: no such export folder "
-                             "(the --out of edgekit export)\n")

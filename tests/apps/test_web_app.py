@@ -78,7 +78,7 @@ def _greedy(bundle: Path, prompt: str, steps: int) -> list[int]:
     return generated
 
 
-def test_damaged_weights_make_the_self_test_fail_visibly(web_ready, bundles, tmp_path):
+def test_damaged_weights_and_unsafe_paths_fail_visibly(web_ready, bundles, tmp_path):
     from test_bundle import _damage_onnx_weights
 
     from edgekit.export import Artifact
@@ -92,7 +92,13 @@ def test_damaged_weights_make_the_self_test_fail_visibly(web_ready, bundles, tmp
     manifest["artifacts"][0]["sha256"] = Artifact("onnx", model, "", "", (), ()).sha256()
     (vouched / "manifest.json").write_text(json.dumps(manifest))
 
-    with serve(APP, {"damaged": damaged, "vouched": vouched}) as url, \
+    # And one whose manifest points outside the bundle: refused before anything is fetched.
+    evil = shutil.copytree(bundles["web"], tmp_path / "evil")
+    bad = json.loads((evil / "manifest.json").read_text())
+    bad["golden"]["samples"][0]["inputs"][0]["path"] = "../good/golden/0/in-input_ids.bin"
+    (evil / "manifest.json").write_text(json.dumps(bad))
+
+    with serve(APP, {"damaged": damaged, "vouched": vouched, "evil": evil}) as url, \
             phone(tmp_path / "profile") as page:
         for name, reasons in (("damaged", ["sha256 differs", "max_rel"]), ("vouched", ["max_rel"])):
             page.call("Page.navigate", url=f"{url}index.html?bundle={name}/")
@@ -107,3 +113,7 @@ def test_damaged_weights_make_the_self_test_fail_visibly(web_ready, bundles, tmp
                                  ".backgroundColor") == "rgb(255, 235, 233)"
             page.screenshot(tmp_path / f"web-selftest-{name}.png")
         assert ("sha256 ok" in text) and "MISMATCH" not in text  # the vouched copy's hash agrees
+        page.call("Page.navigate", url=f"{url}index.html?bundle=evil/")
+        state = page.wait_for(f"{DONE} && window.edgekit", timeout=60)
+        assert state["phase"] == "error" and "escapes the bundle" in state["error"], state
+        assert "FAIL" in _text(page)

@@ -77,7 +77,7 @@ class OrtRunner(bundle: EdgekitBundle, override val artifact: Artifact) : ModelR
         try {
             session.run(feeds).use { result ->
                 return artifact.outputs.associate { spec ->
-                    val value = result.get(spec.name).orElseThrow() as OnnxTensor
+                    val value = result.get(spec.name).get() as OnnxTensor
                     val buffer = value.floatBuffer
                     spec.name to HostTensor(spec.shape, spec.dtype, DoubleArray(buffer.remaining()) { buffer.get().toDouble() })
                 }
