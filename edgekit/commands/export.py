@@ -95,7 +95,12 @@ def _print_summary(report: dict[str, Any]) -> None:
 
 
 def _print_decode(item: dict[str, Any]) -> None:
-    parity, measured = item["parity"], item["speed"]["measured"]
+    parity = item["parity"]
+    if "path" not in item:
+        print(f"decode {item['target']}/{item['format']}: {parity['verdict']}: "
+              f"{parity['reason']}")
+        return
+    measured = item["speed"]["measured"]
     against = parity.get("against", {}).get(parity.get("expected_reference", ""), {})
     tokens = (f"{round(against['agreement'] * against['compared'])}/{against['compared']} "
               f"tokens as the eager {parity['expected_reference']} student"

@@ -9,8 +9,6 @@ module (`edgekit_kv`) that stores the new keys/values and attends over the cache
   its own exporter uses); forward(tokens [1, T], input_pos [1]) -> logits [1, V].
 - ONNX: past keys/values come in and present ones go out [1, kv_heads, length, head_dim]
   (onnxruntime-genai's layout), attention with an explicit additive mask.
-- Core ML: the cache is state (iOS 18) [1, kv_heads, max_seq_len, head_dim] written with a
-  slice update, attention with an explicit mask whose shape gives the position.
 
 Layers are found by what they are (an attention module with `layer_idx`), not by
 architecture name.
@@ -227,53 +225,3 @@ class OnnxDecoder(nn.Module):
                          use_cache=False)
         presents = [t for cache in self.caches for t in (cache.present or ())]
         return (out.logits, *presents)
-
-
-# ---- Core ML: state with a slice update ----------------------------------------------------
-
-
-class StateCache(nn.Module):
-    """KV cache as Core ML state [1, Hkv, max_seq_len, D], written with a slice update."""
-
-    def __init__(self, max_seq_len: int, kv_heads: int, head_dim: int) -> None:
-        super().__init__()
-        shape = (1, kv_heads, max_seq_len, head_dim)
-        self.register_buffer("k_cache", torch.zeros(shape), persistent=False)
-        self.register_buffer("v_cache", torch.zeros(shape), persistent=False)
-        self.span: tuple[Any, Any] = (0, 1)
-
-    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                mask: torch.Tensor | None, scale: float) -> torch.Tensor:
-        assert mask is not None
-        begin, end = self.span
-        self.k_cache[:, :, begin:end, :] = key
-        self.v_cache[:, :, begin:end, :] = value
-        keys = self.k_cache[:, :, :end, :]
-        values = self.v_cache[:, :, :end, :]
-        return _sdpa(query, keys, values, mask, scale)
-
-
-class CoreMLDecoder(nn.Module):
-    """(input_ids [1, T], causal_mask [1, 1, T, P+T]) -> logits [1, T, V], KV cache in state.
-
-    The position comes from the shapes (P = mask width - T), the pattern coremltools
-    documents for stateful decoders.
-    """
-
-    def __init__(self, student: Student, max_seq_len: int) -> None:
-        super().__init__()
-        shape = decoder_shape(student.hf_config)
-        self.model = _with_caches(
-            student, lambda: StateCache(max_seq_len, shape.kv_heads, shape.head_dim))
-        self.caches = [m for m in self.model.modules() if isinstance(m, StateCache)]
-
-    def forward(self, input_ids: torch.Tensor, causal_mask: torch.Tensor) -> torch.Tensor:
-        length = input_ids.shape[1]
-        end = causal_mask.shape[-1]
-        begin = end - length
-        for cache in self.caches:
-            cache.span = (begin, end)
-        positions = (torch.arange(length) + begin)[None]
-        out = self.model(input_ids=input_ids, attention_mask=causal_mask, position_ids=positions,
-                         use_cache=False)
-        return out.logits

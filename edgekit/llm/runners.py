@@ -137,8 +137,8 @@ def open_decoder(path: Path, threads: int | None = None) -> DecodeSession:
     """Open a decode artifact in its runtime.
 
     Args:
-        path: a decode .pte, an ONNX decode folder (genai_config.json + model.onnx, or that
-            model.onnx), or a stateful decode .mlpackage.
+        path: a decode .pte, or an ONNX decode folder (genai_config.json + model.onnx, or
+            that model.onnx).
         threads: intra-op threads; None lets the runtime choose.
 
     Raises:
@@ -152,8 +152,7 @@ def open_decoder(path: Path, threads: int | None = None) -> DecodeSession:
     if (folder / "genai_config.json").is_file():
         return OnnxDecodeSession(folder, threads)
     if path.suffix == ".mlpackage":
-        from edgekit.llm.coreml import CoreMLDecodeSession
-
-        return CoreMLDecodeSession(path)
-    raise EdgekitError(f"{path}: not a decode artifact (expected a decode .pte, an ONNX "
-                       "folder with genai_config.json, or a stateful .mlpackage)")
+        raise EdgekitError(f"{path}: Core ML decode artifacts are not supported yet "
+                           "(edgekit export --decode writes .pte and ONNX genai folders)")
+    raise EdgekitError(f"{path}: not a decode artifact (expected a decode .pte or an ONNX "
+                       "folder with genai_config.json)")

