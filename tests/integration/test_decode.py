@@ -41,7 +41,9 @@ def lively(kind: str, folder: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module", params=["llama", "qwen2"])
+# Qwen2 is the same path with q/k/v biases and an untied head: slow, to keep the default
+# suite within its time budget (each kind costs an ExecuTorch and an ONNX export).
+@pytest.fixture(scope="module", params=["llama", pytest.param("qwen2", marks=pytest.mark.slow)])
 def exported(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"decode-{request.param}")
     student = load(lively(request.param, root / "student"))
@@ -207,5 +209,5 @@ def test_pte_runs_in_executorch_llm_runner(tmp_path):
     prompt = tokenizer("The cat sat")["input_ids"]
     expected = generate(open_decoder(artifact.path), prompt, 8,
                         eos=(tokenizer.eos_token_id,)).tokens
+    assert len(expected) == 8
     assert "".join(pieces) == tokenizer.decode(expected)
-    assert runner.get_vocab_size() == len(tokenizer)
