@@ -28,14 +28,16 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from edgekit.compress.plan import QuantSettings, apply_plan, find_layers, plan_layer
-from edgekit.compress.quantize import quantize
+from edgekit.compress.calib import calibration_inputs
+from edgekit.compress.plan import QuantSettings, find_layers
+from edgekit.compress.quantize import SCHEMES, plan_bytes, quantize
 from edgekit.console import import_backend, quiet
 from edgekit.model import load
 
@@ -69,17 +71,15 @@ def metrics(reference: list[np.ndarray], variant: list[np.ndarray],
             "ppl": float(np.exp(nll / count))}
 
 
-def edgekit_variant(student: Any, method: str) -> tuple[torch.nn.Module, int]:
-    settings = QuantSettings(bits=4, group_size=32, symmetric=True, method=method)
-    module = copy.deepcopy(student.module)
-    found = find_layers(module)
-    layers = [plan_layer(names, layer, settings) for names, layer in found]
-    apply_plan(module, layers)
-    quantized = {id(layer.get_parameter("weight")): (layer.get_parameter("weight").numel(),
-                                                      (4, 32, False))
-                 for (names, layer), plan in zip(found, layers, strict=True)
-                 if plan.weight is not None}
-    return module.eval(), _bytes(module, quantized)
+def edgekit_variant(student: Any, settings: QuantSettings,
+                    calibration: list[dict[str, np.ndarray]] | None) -> tuple[torch.nn.Module, int]:
+    """The plan `edgekit export --quant int4` computes, applied to the eager student."""
+    plan = quantize(student, "int4", settings, calibration)
+    module = plan.eager_module(student.module)
+    planned = {id(p) for p in (layer.get_parameter("weight") for _, layer in
+                               find_layers(student.module))}
+    rest = sum(p.numel() * 4 for p in student.module.parameters() if id(p) not in planned)
+    return module, plan_bytes(plan.layers) + rest
 
 
 def _bytes(module: torch.nn.Module, quantized: dict[int, tuple[int, tuple[int, int, bool]]]
@@ -132,7 +132,8 @@ def coremltools_variant(student: Any) -> tuple[torch.nn.Module, int]:
     return quantized.eval(), _bytes(probe, weights)
 
 
-def onnx_variants(student: Any, batches: list[np.ndarray], folder: Path
+def onnx_variants(student: Any, batches: list[np.ndarray],
+                  calibration: list[dict[str, np.ndarray]], folder: Path
                   ) -> dict[str, tuple[list[np.ndarray], int]]:
     import onnx
 
@@ -143,7 +144,8 @@ def onnx_variants(student: Any, batches: list[np.ndarray], folder: Path
     nbits = import_backend("onnxruntime.quantization.matmul_nbits_quantizer")
     program = trace(student)
     lower(program, student, folder / "fp32.onnx")
-    lower(program, student, folder / "edgekit.onnx", plan=quantize(student, "int4"))
+    lower(program, student, folder / "edgekit.onnx",
+          plan=quantize(student, "int4", calibration=calibration))
     model = onnx.load(folder / "fp32.onnx")
     with quiet():
         quantizer = nbits.MatMulNBitsQuantizer(model, block_size=32)
@@ -163,6 +165,7 @@ def main() -> int:
     parser.add_argument("--windows", type=int, default=12)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--only", nargs="*", help="run only variants whose name holds a word")
     args = parser.parse_args()
     student = load("smollm2-135m", seq_len=args.seq_len)
     batches = windows(student, args.windows, args.seq_len)
@@ -170,17 +173,31 @@ def main() -> int:
     fp32_bytes = _bytes(student.module, {})
     rows: dict[str, dict[str, float]] = {"fp32": {**metrics(reference, reference, batches),
                                                    "bytes": fp32_bytes}}
-    for name, build in (("edgekit int4 (search)", lambda: edgekit_variant(student, "search")),
-                        ("edgekit rtn", lambda: edgekit_variant(student, "rtn")),
-                        ("torchao 8da4w g32", lambda: torchao_variant(student)),
-                        ("coremltools int4 per_block 32", lambda: coremltools_variant(student))):
+    calibration = calibration_inputs(student, None, 16)  # edgekit's corpus, not the eval text
+    default = SCHEMES["int4"]
+    builds = {
+        "edgekit int4 (default: gptq + int8 mixed precision)":
+            lambda: edgekit_variant(student, default, calibration),
+        "edgekit int4 gptq, no mixed precision": lambda: edgekit_variant(
+            student, replace(default, mixed_precision=False), calibration),
+        "edgekit int4 search (no calibration)": lambda: edgekit_variant(
+            student, replace(default, method="search", mixed_precision=False), None),
+        "edgekit rtn": lambda: edgekit_variant(
+            student, replace(default, method="rtn", mixed_precision=False), None),
+        "torchao 8da4w g32": lambda: torchao_variant(student),
+        "coremltools int4 per_block 32": lambda: coremltools_variant(student),
+    }
+    for name, build in builds.items():
+        if args.only and not any(word in name for word in args.only):
+            continue
         start = time.perf_counter()
         module, size = build()
         rows[name] = {**metrics(reference, logits_of(module, batches), batches), "bytes": size,
                       "seconds": time.perf_counter() - start}
         print(f"{name}: {rows[name]}", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (outs, size) in onnx_variants(student, batches, Path(tmp)).items():
+        onnx_rows = {} if args.only else onnx_variants(student, batches, calibration, Path(tmp))
+        for name, (outs, size) in onnx_rows.items():
             label = "onnxruntime MatMulNBits rtn b32 (ORT)" if name == "ort" \
                 else "edgekit int4 .onnx (ORT)"
             rows[label] = {**metrics(reference, outs, batches), "bytes": size}

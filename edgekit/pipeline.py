@@ -32,6 +32,7 @@ from edgekit.runtimes.budget import mark_over_budget
 from edgekit.targets import DeviceProfile, Target, get_device, resolve_targets
 from edgekit.validate import ParityVerdict, measure, reference_outputs, verdict_under
 from edgekit.validate.localize import localize_failure
+from edgekit.validate.parity import compare
 
 
 def run(config: Config, student: Student | None = None) -> dict[str, Any]:
@@ -78,8 +79,15 @@ def run(config: Config, student: Student | None = None) -> dict[str, Any]:
             if calibration is not None:
                 recipe["calibration"] = {"source": config.compress.calib or "built-in",
                                          "samples": len(calibration)}
+            parity_reference = reference
             if pruned.pruning is not None:
+                # Pruning changes the model on purpose: artifacts are checked against the
+                # pruned fp32 student, and what pruning itself changed is reported apart.
+                parity_reference = reference_outputs(pruned, samples)
                 recipe["pruning"] = _pruning_record(pruned, staging, len(compression))
+                recipe["pruning"]["effect"] = compare(
+                    reference, parity_reference,
+                    logits=any(n == "logits" for n in student.output_names))
             compression.append(recipe)
             with stage("trace (torch.export, once for every format)"):
                 program = trace(pruned)
@@ -100,7 +108,8 @@ def run(config: Config, student: Student | None = None) -> dict[str, Any]:
                     if key not in measured:
                         with stage(f"parity {fmt} in {session_runtime(artifact.path)}"
                                    + (f" ({key[1]})" if key[1] else "")):
-                            measured[key] = measure(artifact, pruned, samples, reference, key[1])
+                            measured[key] = measure(artifact, pruned, samples, parity_reference,
+                                                    key[1])
                     verdict = verdict_under(measured[key], target.tolerance(quant, fmt))
                     verdict = localize_failure(verdict, artifact, pruned, plan, samples[0],
                                                program)

@@ -7,6 +7,7 @@ Tied weights (an embedding shared with the LM head) are quantized once and plann
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -110,6 +111,11 @@ def plan_layer(names: tuple[str, ...], layer: nn.Module, settings: QuantSettings
     else:
         method = "search" if settings.method == "gptq" else settings.method
         quantized = METHODS[method](weight, bits, group, settings.symmetric)
+    if bits == 4:
+        # XNNPACK stores 4-bit scales in bf16; scales that are bf16 values are stored exactly
+        # by every format (ONNX fp32, Core ML fp16, XNNPACK bf16), so all emit the same plan.
+        quantized = dataclasses.replace(quantized,
+                                        scales=quantized.scales.to(torch.bfloat16).float())
     layout = f"g{group}" if settings.group_size else "per channel"
     return LayerPlan(names, kind, shape, f"int{bits}", quantized, f"{method} {layout}",
                      weight_sqnr(weight, quantized.dequantize()))

@@ -77,6 +77,13 @@ def lower(program: torch.export.ExportedProgram, student: Student, dest: Path,
                 ct.target, _MINIMUM_TARGET), compute_precision=getattr(
                 ct.precision, _PRECISIONS[precision]), skip_model_load=True,
                 pass_pipeline=ct.PassPipeline.EMPTY)
+    sparsity = (student.pruning or {}).get("sparsity")
+    if sparsity and not (plan is not None and plan.quantized):
+        with quiet():
+            model, notes["sparse"] = coreml_quant.sparse_weights(ct, model)
+    elif sparsity:
+        notes["sparse"] = {"sparse_weights": 0,
+                           "rule": "4-bit codes are stored dense: the sparsity gives no bytes"}
     model = _name_inputs(ct, model, student.input_names)
     with staged(dest) as partial, quiet():
         model.save(str(partial))

@@ -16,6 +16,9 @@ import numpy as np
 from edgekit.compress.plan import LayerPlan
 from edgekit.console import import_backend
 
+SPARSE_MIN_FRACTION = 0.3  # a weight this sparse is stored as mask + nonzero values
+SPARSE_MIN_SIZE = 2048  # ... when it holds at least this many values
+
 
 def _key(array: np.ndarray) -> str:
     return hashlib.sha1(np.ascontiguousarray(array).tobytes()).hexdigest()
@@ -82,3 +85,23 @@ def apply_plan(program: Any, layers: list[LayerPlan], weights: dict[str, np.ndar
     missed = {layer.names[0]: "no weight const with this layer's values in the ML program"
               for layer in layers if layer.weight is not None and layer.names[0] not in emitted}
     return {"quantized_ops": emitted, "kept_float": missed}
+
+
+def sparse_weights(ct: Any, model: Any) -> tuple[Any, dict[str, Any]]:
+    """Store weights that pruning made mostly zero as Core ML sparse weights
+    (constexpr_sparse_to_dense: a bit mask plus the nonzero values), the one format here that
+    turns unstructured or N:M sparsity into fewer bytes.
+
+    Returns:
+        The model and notes: how many weight constants became sparse.
+    """
+    optimize = ct.optimize.coreml
+    config = optimize.OptimizationConfig(global_config=optimize.OpThresholdPrunerConfig(
+        threshold=1e-12, minimum_sparsity_percentile=SPARSE_MIN_FRACTION,
+        weight_threshold=SPARSE_MIN_SIZE))
+    sparse = optimize.prune_weights(model, config)
+    count = sum(1 for op in sparse._mil_program.functions["main"].operations
+                if op.op_type == "constexpr_sparse_to_dense")
+    return sparse, {"sparse_weights": count,
+                    "rule": f"weights with at least {SPARSE_MIN_FRACTION:.0%} zeros and "
+                            f"{SPARSE_MIN_SIZE} values stored as bit mask + nonzero values"}

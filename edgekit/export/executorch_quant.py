@@ -19,6 +19,7 @@ from torch import nn
 from edgekit.compress.plan import LayerPlan
 from edgekit.compress.weights import QuantizedWeight
 from edgekit.console import import_backend
+from edgekit.errors import ConfigError
 
 ACTIVATIONS_NOTE = ("XNNPACK has no float-activation int4/int8 linear kernel: linears run "
                     "with int8 dynamic per-token activations (8da4w/8da8w)")
@@ -51,6 +52,11 @@ def quantized_module(module: nn.Module, layers: list[LayerPlan]) -> nn.Module:
             continue
         for name in layer.names:  # one tensor per module: tied weights are untied here
             target = by_name[name]
+            if layer.weight.zeros is not None and isinstance(target, nn.Linear):
+                raise ConfigError(f"{name}: XNNPACK stores no zero points for quantized "
+                                  "linears (its serializer would drop them); use a "
+                                  "symmetric plan (quantize.symmetric = true, the default) "
+                                  "for ExecuTorch targets")
             weight = _torchao_weight(layer.weight, isinstance(target, nn.Linear))
             target.weight = nn.Parameter(weight, requires_grad=False)
             if isinstance(target, nn.Embedding):
