@@ -63,6 +63,7 @@ def run(config: Config, student: Student | None = None) -> dict[str, Any]:
         f"{student.parameter_count() / 1e6:.1f}M parameters")
     samples, inputs_info = _parity_inputs(config, student)
     reference = reference_outputs(student, samples)
+    fp32_bytes = 4 * student.parameter_count()  # the fp32 student's weights
 
     entries: list[dict[str, Any]] = []
     compression: list[dict[str, Any]] = []
@@ -114,6 +115,7 @@ def run(config: Config, student: Student | None = None) -> dict[str, Any]:
                     verdict = localize_failure(verdict, artifact, pruned, plan, samples[0],
                                                program)
                     entry = _entry(target, artifact, path, staging, verdict)
+                    entry["bytes_vs_fp32"] = round(entry["bytes"] / fp32_bytes, 4)
                     entry["latency"] = _latency(artifact, get_device(target.device), program,
                                                 samples[0], timings, costs)
                     mark_over_budget(entry, get_device(target.device))
