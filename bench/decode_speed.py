@@ -121,12 +121,14 @@ def matmul_gflops(threads: int) -> float:
     return best
 
 
-def export_edgekit(work: Path, student: Any, max_seq_len: int) -> tuple[Path, Path, Any]:
+def export_edgekit(work: Path, student: Any, max_seq_len: int,
+                   pte: Path | None) -> tuple[Path, Path, Any]:
     plan_start = time.perf_counter()
     plan = quantize(student, "int4")
     print(f"plan: {time.perf_counter() - plan_start:.0f} s", file=sys.stderr)
     folder = work / "edgekit"
-    pte, genai = folder / f"{student.name}.pte", folder / f"{student.name}-genai"
+    pte = pte or folder / f"{student.name}.pte"
+    genai = folder / f"{student.name}-genai"
     missing = tuple(fmt for fmt, path in (("executorch", pte), ("onnx", genai))
                     if not path.exists())  # a second run reuses the first one's exports
     for artifact in export_decode(student, plan, missing, folder, max_seq_len):
@@ -170,6 +172,11 @@ def main() -> int:
     parser.add_argument("--max-seq-len", type=int, default=512)
     parser.add_argument("--work", type=Path, default=Path("/tmp/edgekit-decode-bench"))
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--pte", type=Path, help="an existing edgekit int4 decode .pte to time "
+                        "(default: export one into --work)")
+    parser.add_argument("--optimum-pte", type=Path,
+                        help="an existing optimum-executorch export to time (default: export "
+                             "one into --work with optimum-cli from OPTIMUM_VENV)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     cpus = sorted(os.sched_getaffinity(0))[: args.threads]
@@ -179,14 +186,16 @@ def main() -> int:
     prompt = list(student.tokenizer.apply_chat_template(
         [{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=True,
         return_dict=False))
-    pte, genai, plan = export_edgekit(args.work, student, args.max_seq_len)
-    optimum = export_optimum(args.work, student, args.max_seq_len)
+    pte, genai, plan = export_edgekit(args.work, student, args.max_seq_len, args.pte)
+    optimum = args.optimum_pte or export_optimum(args.work, student, args.max_seq_len)
     sessions: dict[str, Any] = {
         "edgekit .pte (ExecuTorch)": ExecuTorchDecodeSession(pte, args.threads),
         "edgekit onnx (ORT)": OnnxDecodeSession(genai, args.threads),
     }
-    if optimum is not None:
+    if optimum is not None and optimum.is_file():
         sessions["optimum-executorch .pte"] = OptimumSession(optimum, args.max_seq_len)
+    elif optimum is not None:
+        print(f"optimum-executorch: {optimum} does not exist", file=sys.stderr)
     try:
         sessions["llama.cpp (GGUF Q4_1)"] = LlamaCppSession(
             _builtin_path("smollm2-135m"), args.threads, args.max_seq_len)
