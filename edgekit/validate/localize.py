@@ -108,9 +108,8 @@ def localize(artifact: Any, student: Student, plan: QuantPlan,
     quantized = _eager_layers(student, plan.eager_module(student.module), sample) \
         if plan.quantized else fp32
     nodes = layer_nodes(program, list(fp32.layers))
-    runs = _artifact_layers(artifact, sample, nodes, dict(zip(
-        _output_nodes(program), student.output_names, strict=False)), precision)
-    actual, layers, missing = runs
+    renamed = dict(zip(_output_nodes(program), student.output_names, strict=False))
+    actual, layers, missing = _artifact_layers(artifact, sample, nodes, renamed, precision)
     quant_error = _error(_stack(quantized.outputs), _stack(fp32.outputs))
     export_error = _error(_stack(actual), _stack(quantized.outputs))
     if export_error > quant_error:
