@@ -12,6 +12,8 @@ re-packs these exact codes and scales; none re-quantizes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -90,30 +92,36 @@ def quantize_rtn(weight: torch.Tensor, bits: int, group_size: int,
 def quantize_search(weight: torch.Tensor, bits: int, group_size: int, symmetric: bool = True,
                     ratios: int = 24) -> QuantizedWeight:
     """Per group, pick the clipping ratio whose codes reconstruct the weights best (least
-    squares), then refit the scale to those codes: an HQQ-style error-minimising search."""
+    squares), then refit the scale to those codes: an HQQ-style error-minimising search.
+
+    All ratios are tried at once on chunks of rows (a few million values at a time)."""
     grouped = _groups(weight, group_size)
     lo, hi = code_range(bits, symmetric)
-    best_err = torch.full(grouped.shape[:2], float("inf"))
-    best_scale = torch.zeros(grouped.shape[:2])
-    best_zero = torch.zeros(grouped.shape[:2]) if not symmetric else None
-    for ratio in torch.linspace(0.5, 1.0, ratios):
-        scale, zero = _affine_params(grouped, float(ratio), bits, symmetric)
-        codes = _encode(grouped, scale, zero, lo, hi)
+    candidates = torch.linspace(0.5, 1.0, ratios)[:, None, None]
+    per_row = ratios * grouped.shape[1] * grouped.shape[2]
+    chunk = max(1, _SEARCH_CHUNK // per_row)
+    scales, zeros = [], []
+    for rows in grouped.split(chunk):
+        scale, zero = _affine_params(rows[None], candidates, bits, symmetric)  # [R, r, g]
+        codes = _encode(rows[None], scale, zero, lo, hi)
         if symmetric:
             # least-squares scale for these codes: argmin_s |w - s q|^2
-            numerator = (grouped * codes).sum(-1)
+            numerator = (rows[None] * codes).sum(-1)
             denominator = (codes * codes).sum(-1).clamp(min=1e-12)
             scale = torch.where(numerator > 0, numerator / denominator, scale)
-            codes = _encode(grouped, scale, None, lo, hi)
+            codes = _encode(rows[None], scale, None, lo, hi)
         recon = (codes - (zero[..., None] if zero is not None else 0)) * scale[..., None]
-        err = ((grouped - recon) ** 2).sum(-1)
-        better = err < best_err
-        best_err = torch.where(better, err, best_err)
-        best_scale = torch.where(better, scale, best_scale)
-        if best_zero is not None and zero is not None:
-            best_zero = torch.where(better, zero, best_zero)
+        best = ((rows[None] - recon) ** 2).sum(-1).argmin(0, keepdim=True)  # first on ties
+        scales.append(scale.gather(0, best)[0])
+        if zero is not None:
+            zeros.append(zero.gather(0, best)[0])
+    best_scale = torch.cat(scales)
+    best_zero = torch.cat(zeros) if zeros else None
     codes = _encode(grouped, best_scale, best_zero, lo, hi)
     return _pack(codes, best_scale, best_zero, bits, group_size)
+
+
+_SEARCH_CHUNK = 1 << 23  # values per chunk of the ratio search (x ratios), ~32 MB of fp32
 
 
 def quantize_gptq(weight: torch.Tensor, hessian: torch.Tensor, bits: int, group_size: int,
@@ -128,6 +136,25 @@ def quantize_gptq(weight: torch.Tensor, hessian: torch.Tensor, bits: int, group_
     weights when the group starts, so codes and scales keep the canonical form; with one
     group per row (per-channel) the scale is fitted once on the whole row.
     """
+    with _one_thread():
+        return _gptq(weight, hessian, bits, group_size, symmetric, damp, block)
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """GPTQ is thousands of small sequential tensor ops: on one thread they run 10-40x
+    faster than with torch's pool synchronising on every op (measured on a busy 2-core host:
+    0.64 s vs 24 s for a 576 x 576 layer)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _gptq(weight: torch.Tensor, hessian: torch.Tensor, bits: int, group_size: int,
+          symmetric: bool, damp: float, block: int) -> QuantizedWeight:
     w = weight.float().clone()
     rows, cols = w.shape
     h = hessian.double().clone()
