@@ -41,13 +41,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.precision and not coreml:
         raise EdgekitError(f"{args.artifact}: --precision applies to Core ML packages only")
     names = _artifact_io(args.artifact)
-    inputs = read_npz(args.inputs)
     if args.device:
         from edgekit.runtimes.budget import WouldBeKilled, run_under_budget
         from edgekit.targets import get_device
 
         device = get_device(args.device)
         precision = args.precision or (coreml_precision(device) if coreml else None)
+        inputs = read_npz(args.inputs)
         try:
             run = run_under_budget(args.artifact, [inputs], device, *names,
                                    precision=precision)
@@ -58,7 +58,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         session = open_session(args.artifact, *names, threads=args.threads,
                                precision=args.precision)
-        outputs = session.run(inputs)
+        outputs = session.run(read_npz(args.inputs))
         overflow = getattr(session, "overflow_ops", ())  # the Core ML emulator's
     if overflow:
         print(f"edgekit: fp16 overflow in {', '.join(overflow)}", file=sys.stderr)
