@@ -94,7 +94,9 @@ class LlamaCppSession:
     def feed(self, tokens: list[int]) -> np.ndarray:
         self._llm.eval(tokens)
         self.position += len(tokens)
-        return np.asarray(self._llm.scores[self._llm.n_tokens - 1])
+        # eval() keeps no logits unless logits_all; the context holds the last token's
+        vocab = self._llm.n_vocab()
+        return np.ctypeslib.as_array(self._llm._ctx.get_logits(), shape=(vocab,)).copy()
 
 
 def read_bandwidth_gbs(threads: int, mib: int = 1024) -> float:
