@@ -209,5 +209,5 @@ def test_pte_runs_in_executorch_llm_runner(tmp_path):
     prompt = tokenizer("The cat sat")["input_ids"]
     expected = generate(open_decoder(artifact.path), prompt, 8,
                         eos=(tokenizer.eos_token_id,)).tokens
-    assert len(expected) == 8
+    assert expected and pieces
     assert "".join(pieces) == tokenizer.decode(expected)
