@@ -41,6 +41,7 @@ import torch
 
 from edgekit.compress import quantize
 from edgekit.console import import_backend, quiet
+from edgekit.llm.decode import hf_model
 from edgekit.llm.export import export_decode
 from edgekit.llm.generate import generate
 from edgekit.llm.parity import token_agreement
@@ -217,9 +218,9 @@ def main() -> int:
             prefill[name].append(result.prefill_ms)
             tokens[name] = result.tokens
 
-    eager = {"fp32": EagerDecodeSession(student.module.model, args.max_seq_len),
-             "int4 eager": EagerDecodeSession(plan.eager_module(student.module).model,
-                                              args.max_seq_len)}
+    eager = {"fp32": EagerDecodeSession(hf_model(student), args.max_seq_len),
+             "int4 eager": EagerDecodeSession(
+                 plan.eager_module(student.module).get_submodule("model"), args.max_seq_len)}
     references = {k: generate(s, prompt, args.new_tokens).tokens for k, s in eager.items()}
     bandwidth, gflops = read_bandwidth_gbs(args.threads), matmul_gflops(args.threads)
     cost = step_cost(student, plan, 1, len(prompt) + args.new_tokens // 2)

@@ -59,6 +59,14 @@ def decoder_shape(config: Any) -> DecoderShape:
                         vocab=int(config.vocab_size))
 
 
+def hf_model(student: Student) -> nn.Module:
+    """The transformers model inside the student's export wrapper."""
+    model = getattr(student.module, "model", None)
+    if not isinstance(model, nn.Module):
+        raise ExportError(f"{student.name}: decode export needs a transformers decoder LM")
+    return model
+
+
 def check_decoder(student: Student, max_seq_len: int) -> None:
     """Reject students the decode exporters cannot serve, naming why.
 
@@ -79,7 +87,7 @@ def check_decoder(student: Student, max_seq_len: int) -> None:
     if max_seq_len < 2 or (limit and max_seq_len > limit):
         raise ExportError(f"{student.name}: max_seq_len {max_seq_len} must be in [2, {limit}] "
                           "(max_position_embeddings)")
-    if not _attention_modules(student.module.model):
+    if not _attention_modules(hf_model(student)):
         raise ExportError(f"{student.name}: no attention modules with a layer_idx found; "
                           "decode export supports transformers decoder LMs")
 
@@ -99,14 +107,14 @@ def _attend(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: to
             attention_mask: torch.Tensor | None, scaling: float | None = None,
             **kwargs: Any) -> tuple[torch.Tensor, None]:
     """transformers' attention hook: q [B, H, T, D], k/v [B, Hkv, T, D] -> [B, T, H, D]."""
-    cache = module.edgekit_kv
+    cache: Any = module.edgekit_kv
     return cache(query, key, value, attention_mask, scaling or query.shape[-1] ** -0.5), None
 
 
 def _with_caches(student: Student, make_cache: Any) -> nn.Module:
     """A copy of the student's transformers model whose attention goes through edgekit_kv."""
     _register_attention()
-    model = copy.deepcopy(student.module.model)
+    model: Any = copy.deepcopy(hf_model(student))
     for attention in _attention_modules(model):
         attention.edgekit_kv = make_cache()
     model.config._attn_implementation = ATTENTION

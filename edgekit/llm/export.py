@@ -21,9 +21,9 @@ from edgekit.errors import ConfigError, EdgekitError
 from edgekit.export import RUNTIME, Artifact
 from edgekit.llm import executorch as et_decode
 from edgekit.llm import onnx as onnx_decode
-from edgekit.llm.decode import check_decoder
+from edgekit.llm.decode import check_decoder, hf_model
 from edgekit.llm.parity import generation_parity
-from edgekit.llm.runners import EagerDecodeSession, open_decoder
+from edgekit.llm.runners import DecodeSession, EagerDecodeSession, open_decoder
 from edgekit.llm.tokenizer import special_ids, write_tokenizer
 from edgekit.model.samples import corpus_text
 from edgekit.model.student import Student
@@ -108,10 +108,11 @@ def decode_parity(artifact: Artifact, student: Student, plan: QuantPlan,
         an fp32 artifact reproduces the fp32 student token for token (a quantized one: the
         quantized student), and `timings` measured on host.
     """
-    model = student.module.model
-    references = {"fp32": EagerDecodeSession(model, max_seq_len)}
+    references: dict[str, DecodeSession] = {
+        "fp32": EagerDecodeSession(hf_model(student), max_seq_len)}
     if plan.quantized:
-        references["quantized"] = EagerDecodeSession(plan.eager_module(student.module).model,
+        quantized = plan.eager_module(student.module)
+        references["quantized"] = EagerDecodeSession(quantized.get_submodule("model"),
                                                      max_seq_len)
     try:
         session = open_decoder(artifact.path, threads)

@@ -4,7 +4,7 @@ eager quantized student, prefill-vs-decode consistency, and behaviour at max_seq
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -69,7 +69,7 @@ def at_max_seq_len(session: DecodeSession, reference: DecodeSession,
             "overflow_refused": refused}
 
 
-def generation_parity(session: DecodeSession, references: dict[str, DecodeSession],
+def generation_parity(session: DecodeSession, references: Mapping[str, DecodeSession],
                       prompt: Sequence[int], new_tokens: int = 32,
                       check_max_seq_len: bool = True) -> dict[str, Any]:
     """Greedy generation of `new_tokens` tokens in `session` against each reference.
