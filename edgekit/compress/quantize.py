@@ -42,7 +42,8 @@ SCHEMES = {
                           mixed_precision=True),
     "int8": QuantSettings(bits=8, group_size=0, symmetric=True, method="search"),
 }
-SENSITIVITY_SAMPLES = 4  # calibration input sets per layer in the sensitivity pass
+SENSITIVITY_SAMPLES = 2  # calibration input sets per layer in the sensitivity pass
+MEASURED_FRACTION = 0.25  # layers measured on the whole model, the top by own output noise
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def quantize(student: Student, scheme: str, settings: QuantSettings | None = Non
     if settings.mixed_precision and settings.bits < 8 and calibration:
         with stage("mixed precision: sensitivity of each layer at 4 bits"):
             layers, mixed = _mixed_precision(student, found, layers, settings,
-                                             calibration[:SENSITIVITY_SAMPLES])
+                                             calibration[:SENSITIVITY_SAMPLES], hessians)
     weights = {names[0]: module.get_parameter("weight").detach().float().numpy()
                for names, module in found}
     return QuantPlan(scheme=scheme, layers=tuple(layers), settings=settings, weights=weights,
@@ -152,13 +153,22 @@ def bits_per_weight(layers: tuple[LayerPlan, ...] | list[LayerPlan]) -> float:
 
 def _mixed_precision(student: Student, found: list[tuple[tuple[str, ...], nn.Module]],
                      layers: list[LayerPlan], settings: QuantSettings,
-                     calibration: list[dict[str, np.ndarray]]
-                     ) -> tuple[list[LayerPlan], dict[str, Any]]:
-    """Promote the most sensitive 4-bit layers to int8 per channel within the budgets."""
-    from edgekit.compress.sensitivity import layer_sensitivity
+                     calibration: list[dict[str, np.ndarray]],
+                     hessians: dict[str, Any]) -> tuple[list[LayerPlan], dict[str, Any]]:
+    """Promote the most sensitive 4-bit layers to int8 per channel within the budgets.
 
-    sensitivity = layer_sensitivity(student, layers, calibration)
+    Every planned layer is ranked by its own output noise on calibration activations; the
+    top quarter (at least 8) is then measured on the whole model, which decides."""
+    from edgekit.compress.sensitivity import layer_sensitivity, output_noise
+
     modules = {names[0]: module for names, module in found}
+    planned = [layer for layer in layers if layer.weight is not None]
+    noise = {layer.names[0]: output_noise(layer, modules[layer.names[0]].get_parameter(
+        "weight"), hessians.get(layer.names[0])) for layer in planned}
+    count = max(8, int(len(planned) * MEASURED_FRACTION))
+    chosen = set(sorted(noise, key=noise.get, reverse=True)[:count])  # type: ignore[arg-type]
+    sensitivity = layer_sensitivity(student, [p for p in planned if p.names[0] in chosen],
+                                    calibration)
     int8 = dataclasses.replace(settings, bits=8, group_size=0, method="search")
     base = plan_bytes(layers)
     total = sum(sensitivity.values())
@@ -166,7 +176,7 @@ def _mixed_precision(student: Student, found: list[tuple[tuple[str, ...], nn.Mod
     rank = {name: index + 1 for index, name in enumerate(ranked)}
     by_name = {layer.names[0]: index for index, layer in enumerate(layers)}
     candidates = {name: plan_layer(layers[by_name[name]].names, modules[name], int8)
-                  for name in ranked[:max(8, len(ranked) // 4)]}  # the top quarter at most
+                  for name in ranked}
 
     def cost(name: str) -> int:
         old, new = layers[by_name[name]].weight, candidates[name].weight
@@ -193,10 +203,11 @@ def _mixed_precision(student: Student, found: list[tuple[tuple[str, ...], nn.Mod
         if name in promoted:
             chosen = candidates[name]
             reason = (f"int8 per channel: {measure} {sensitivity[name]:.3g} when 4-bit alone, "
-                      f"rank {rank[name]} of {len(ranked)}")
+                      f"rank {rank[name]} of the {len(ranked)} measured")
             layer = dataclasses.replace(chosen, reason=reason)
         out.append(dataclasses.replace(layer, sensitivity=sensitivity.get(name)))
     summary = {"measure": measure, "calibration_samples": len(calibration),
+               "measured_layers": len(ranked), "planned_layers": len(planned),
                "all_4bit_error": total, "estimated_error": remaining,
                "promoted": promoted, "extra_bytes": extra, "stop": stop,
                "error_budget": settings.error_budget,

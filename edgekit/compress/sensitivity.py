@@ -61,6 +61,18 @@ def collect_hessians(student: Student, found: list[tuple[tuple[str, ...], nn.Mod
     return hessians
 
 
+def output_noise(layer: LayerPlan, weight: torch.Tensor, hessian: torch.Tensor | None) -> float:
+    """The layer's own relative output error on calibration activations,
+    tr(D H D^T) / tr(W H W^T) with D = W - W_q and H = X^T X: a cheap ranking of which
+    layers are worth the whole-model measurement. Without H, the weight's relative error."""
+    assert layer.weight is not None
+    w = weight.detach().float()
+    d = w - layer.weight.dequantize()
+    if hessian is None:
+        return float((d * d).sum() / (w * w).sum().clamp(min=1e-30))
+    return float(((d @ hessian) * d).sum() / ((w @ hessian) * w).sum().clamp(min=1e-30))
+
+
 def layer_sensitivity(student: Student, layers: list[LayerPlan],
                       calibration: list[Batch]) -> dict[str, float]:
     """Output error when only that layer is quantized, keyed by the layer's first name."""

