@@ -1,6 +1,6 @@
 """Does structured pruning make the phone artifacts smaller and faster? One run, three
 variants of the same Llama-style decoder, each exported to ExecuTorch (.pte, XNNPACK) and
-ONNX (ONNX Runtime), timed on this host at 2 threads:
+ONNX (ONNX Runtime), timed on this host at 2 threads, round-robin:
 
 - dense: the student as it is;
 - edgekit mlp=0.5: `edgekit export --prune mlp=0.5` (half the MLP channels cut, tensors
@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 import edgekit
 from edgekit.config import load_config
-from edgekit.targets import get_device
-from edgekit.validate.latency import measure_latency
 
 
 def build_student(folder: Path) -> Path:
@@ -66,21 +65,35 @@ def export(model: Path, out: Path, prune_spec: str) -> dict[str, Any]:
     return edgekit.run(config)
 
 
-def timings(report: dict[str, Any], iterations: int) -> dict[str, dict[str, float]]:
-    out = Path(report["out"])
-    device = get_device("pixel-8")
-    rows = {}
-    for artifact in report["artifacts"]:
-        if artifact["format"] not in ("executorch", "onnx"):
-            continue
-        sample = {spec["name"]: torch.arange(spec["shape"][-1]).reshape(spec["shape"]).numpy()
-                  % 2048 for spec in artifact["inputs"]}
-        measured = measure_latency(out / artifact["path"], device, sample,
-                                   iterations=iterations, warmup=5,
-                                   input_names=tuple(s["name"] for s in artifact["inputs"]),
-                                   output_names=tuple(artifact["outputs"]))
-        rows[artifact["format"]] = {"bytes": artifact["bytes"], "p50_ms": measured["p50_ms"]}
-    return rows
+def interleaved_p50(reports: dict[str, dict[str, Any]], iterations: int
+                    ) -> dict[str, dict[str, dict[str, float]]]:
+    """Median latency per variant and format, timed round-robin (one run of each variant in
+    turn) so that load from other processes falls on every variant alike."""
+    from edgekit.runtimes import open_session
+
+    results: dict[str, dict[str, dict[str, float]]] = {name: {} for name in reports}
+    for fmt in ("executorch", "onnx"):
+        sessions, samples, times = {}, {}, {}
+        for name, report in reports.items():
+            artifact = next(a for a in report["artifacts"] if a["format"] == fmt)
+            sessions[name] = open_session(Path(report["out"]) / artifact["path"],
+                                          tuple(s["name"] for s in artifact["inputs"]),
+                                          tuple(artifact["outputs"]), threads=2)
+            samples[name] = {s["name"]: np.arange(np.prod(s["shape"])).reshape(s["shape"])
+                             .astype(np.int64) % 2048 for s in artifact["inputs"]}
+            times[name] = []
+            results[name][fmt] = {"bytes": artifact["bytes"]}
+        for _ in range(5):  # warm-up
+            for name, session in sessions.items():
+                session.run(samples[name])
+        for _ in range(iterations):
+            for name, session in sessions.items():
+                start = time.perf_counter()
+                session.run(samples[name])
+                times[name].append((time.perf_counter() - start) * 1000)
+        for name in reports:
+            results[name][fmt]["p50_ms"] = float(np.median(times[name]))
+    return results
 
 
 def main() -> int:
@@ -88,16 +101,14 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    results: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         dense = build_student(root / "dense-student")
         anchor = torch_pruned(dense, root / "torch-pruned-student")
-        for name, model, spec in (("dense", dense, ""), ("edgekit mlp=0.5", dense, "mlp=0.5"),
-                                  ("torch ln_structured 0.5 (anchor)", anchor, "")):
-            report = export(model, root / name.split()[0], spec)
-            results[name] = timings(report, args.iterations)
-            print(f"{name}: {results[name]}", file=sys.stderr, flush=True)
+        reports = {name: export(model, root / name.split()[0], spec) for name, model, spec in (
+            ("dense", dense, ""), ("edgekit mlp=0.5", dense, "mlp=0.5"),
+            ("torch ln_structured 0.5 (anchor)", anchor, ""))}
+        results = interleaved_p50(reports, args.iterations)
     base = results["dense"]
     print(f"{'variant':34} {'format':11} {'MB':>7} {'p50 ms':>8} {'bytes x':>8} {'p50 x':>6}")
     for name, rows in results.items():
