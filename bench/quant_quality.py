@@ -178,6 +178,8 @@ def main() -> int:
     builds = {
         "edgekit int4 (default: gptq + int8 mixed precision)":
             lambda: edgekit_variant(student, default, calibration),
+        "edgekit int4, whole byte budget (error_budget 0)": lambda: edgekit_variant(
+            student, replace(default, error_budget=0.0), calibration),
         "edgekit int4 gptq, no mixed precision": lambda: edgekit_variant(
             student, replace(default, mixed_precision=False), calibration),
         "edgekit int4 search (no calibration)": lambda: edgekit_variant(
