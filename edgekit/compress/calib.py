@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import EdgekitError
-from edgekit.model.samples import corpus_text, read_inputs, sample_inputs
+from edgekit.model.samples import corpus_text, read_inputs, sample_inputs, text_tokens
 from edgekit.model.student import Student
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -82,12 +82,7 @@ def _text_windows(student: Student, text: str, where: str,
     if "input_ids" not in student.input_names:
         raise EdgekitError(f"{where}: text calibration needs a student that takes input_ids "
                            f"(this one takes {', '.join(student.input_names)})")
-    if student.tokenizer is not None:
-        ids = np.asarray(student.tokenizer(text)["input_ids"], dtype=np.int64)
-    else:  # students without a tokenizer read the text's bytes, as the parity samples do
-        ids = np.frombuffer(text.encode(), dtype=np.uint8).astype(np.int64)
-    vocab = int(getattr(student.hf_config, "vocab_size", 0) or 256)
-    ids = ids % vocab
+    ids = text_tokens(student, text)
     spec = next(s for s in student.inputs if s.name == "input_ids")
     length = spec.shape[-1]
     windows = [ids[start:start + length] for start in range(0, len(ids) - length + 1, length)]

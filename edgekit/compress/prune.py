@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgekit.compress.sensitivity import forward_all
 from edgekit.console import quiet
 from edgekit.errors import ConfigError, EdgekitError
 from edgekit.model.student import Student
@@ -217,9 +218,9 @@ def _layer_parent(module: nn.Module) -> tuple[nn.Module, str] | None:
 
 
 def _run(student: Student, module: nn.Module, inputs: list[dict[str, np.ndarray]]) -> None:
-    with torch.no_grad(), quiet():
-        for sample in inputs:
-            module(*[torch.from_numpy(sample[n]) for n in student.input_names])
+    """Run the calibration inputs through `module` (hooks collect what they need)."""
+    for _ in forward_all(student, inputs, module):
+        pass
 
 
 class _Inputs:

@@ -53,7 +53,7 @@ def collect_hessians(student: Student, found: list[tuple[tuple[str, ...], nn.Mod
 
         hooks.append(linear.register_forward_pre_hook(accumulate))
     try:
-        for _ in _forward_all(student, calibration):
+        for _ in forward_all(student, calibration):
             shared.clear()
     finally:
         for hook in hooks:
@@ -77,7 +77,7 @@ def layer_sensitivity(student: Student, layers: list[LayerPlan],
                       calibration: list[Batch]) -> dict[str, float]:
     """Output error when only that layer is quantized, keyed by the layer's first name."""
     logits = student.task == "text-generation"
-    reference = list(_forward_all(student, calibration))
+    reference = list(forward_all(student, calibration))
     measure = _mean_kl if logits else _noise_ratio
     modules = dict(student.module.named_modules(remove_duplicate=False))
     planned = [layer for layer in layers if layer.weight is not None]
@@ -85,16 +85,19 @@ def layer_sensitivity(student: Student, layers: list[LayerPlan],
     for layer in progress(planned, "sensitivity per layer"):
         weight = modules[layer.names[0]].weight
         with _swapped(weight, layer.weight.dequantize()):  # type: ignore[union-attr]
-            outputs = list(_forward_all(student, calibration))
+            outputs = list(forward_all(student, calibration))
         result[layer.names[0]] = float(np.mean([measure(r, o) for r, o in
                                                 zip(reference, outputs, strict=True)]))
     return result
 
 
-def _forward_all(student: Student, calibration: list[Batch]) -> Iterator[list[torch.Tensor]]:
+def forward_all(student: Student, calibration: list[Batch], module: nn.Module | None = None
+                ) -> Iterator[list[torch.Tensor]]:
+    """The outputs of `module` (default: the student's) for each input set, without grad."""
+    module = module or student.module
     with torch.no_grad(), quiet():
         for sample in calibration:
-            out = student.module(*[torch.from_numpy(sample[n]) for n in student.input_names])
+            out = module(*[torch.from_numpy(sample[n]) for n in student.input_names])
             yield [out] if isinstance(out, torch.Tensor) else list(out)
 
 

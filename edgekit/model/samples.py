@@ -64,7 +64,12 @@ def _one(spec: TensorSpec, index: int, rng: np.random.Generator, tokens: np.ndar
 
 
 def _corpus_tokens(student: Student) -> np.ndarray:
-    text = corpus_text()
+    return text_tokens(student, corpus_text())
+
+
+def text_tokens(student: Student, text: str) -> np.ndarray:
+    """`text` as token ids through the student's tokenizer, or its UTF-8 bytes without one,
+    folded into the vocabulary."""
     vocab = int(getattr(student.hf_config, "vocab_size", 0) or 256)
     if student.tokenizer is not None:
         ids = np.asarray(student.tokenizer(text)["input_ids"], dtype=np.int64)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import EdgekitError
-from edgekit.runtimes.limits import limits_for
+from edgekit.runtimes.limits import limits_for, rss_mib
 from edgekit.targets import DeviceProfile
 
 _POLL_SECONDS = 0.005
@@ -145,7 +145,7 @@ def _watch(child: subprocess.Popen[str], budget: float, device: DeviceProfile
     baseline = float(line.split()[1])
     peak = 0.0
     while child.poll() is None:
-        growth = _rss_mib(child.pid) - baseline
+        growth = rss_mib(child.pid) - baseline
         peak = max(peak, growth)
         if growth > budget:
             child.kill()
@@ -158,16 +158,6 @@ def _watch(child: subprocess.Popen[str], budget: float, device: DeviceProfile
 def _killed(device: DeviceProfile, used: float, budget: float) -> str:
     return (f"would be killed on {device.name}: memory grew by {used:.0f} MiB, above its "
             f"{budget:g} MiB app memory budget")
-
-
-def _rss_mib(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:  # the child has just exited
-        pass
-    return 0.0
 
 
 def _child(job: dict) -> int:

@@ -58,9 +58,9 @@ def pinned(limits: HostLimits) -> Iterator[None]:
         os.sched_setaffinity(0, before)
 
 
-def rss_mib() -> float:
-    """Resident set size of this process now, MiB."""
-    return _status_kib("VmRSS") / 1024
+def rss_mib(pid: int | None = None) -> float:
+    """Resident set size of this process (or of process `pid`) now, MiB; 0 when unknown."""
+    return _status_kib("VmRSS", pid) / 1024
 
 
 def reset_peak_rss() -> bool:
@@ -87,9 +87,10 @@ def over_budget(used_mib: float, limits: HostLimits) -> bool:
     return used_mib > limits.memory_budget_mib
 
 
-def _status_kib(key: str) -> int:
-    with contextlib.suppress(OSError):  # no /proc (not Linux): reported as 0
-        for line in _STATUS.read_text().splitlines():
+def _status_kib(key: str, pid: int | None = None) -> int:
+    status = _STATUS if pid is None else Path(f"/proc/{pid}/status")
+    with contextlib.suppress(OSError):  # no /proc (not Linux), or the process has exited: 0
+        for line in status.read_text().splitlines():
             if line.startswith(key + ":"):
                 return int(line.split()[1])
     return 0
