@@ -26,6 +26,9 @@ from edgekit.validate.project import GraphCost, OpCost, project
 DOC = Path(__file__).resolve().parents[1] / "docs" / "latency-model.md"
 EXECUTORCH_README = ("https://github.com/pytorch/executorch/blob/"
                      "007485696ccb1cff20ed8bf8c034692406dc90b2/examples/models/llama/README.md")
+# The Llama 2 7B numbers, with the first iPhone number ExecuTorch published; "~6" on the
+# iPhone, measured in the demo app (the README marks app numbers apart from adb ones).
+EXECUTORCH_LLAMA2_PR = "https://github.com/pytorch/executorch/pull/2927"
 PROMPT = 64  # the README's prompt length
 
 # Public config.json values of the architectures (Hugging Face model repositories).
@@ -37,6 +40,10 @@ LLAMA_3_2_3B = dict(hidden_size=3072, intermediate_size=8192, num_hidden_layers=
                     tie_word_embeddings=True)
 LLAMA_3_8B = dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
                   num_attention_heads=32, num_key_value_heads=8, vocab_size=128256,
+                  tie_word_embeddings=False)
+
+LLAMA_2_7B = dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                  num_attention_heads=32, num_key_value_heads=32, vocab_size=32000,
                   tie_word_embeddings=False)
 
 
@@ -58,6 +65,8 @@ BF16 = Scheme("BF16", 16, 16, 16, 16)
 SPINQUANT = Scheme("4-bit g32 + 8-bit head (8da4w)", 4.5, 8, 8, 8)
 # Llama 3 8B recipe: 4-bit groupwise (group 128) for all linears, 4-bit g32 embedding.
 G128 = Scheme("4-bit g128 (8da4w)", 4.125, 4.125, 4.5, 8)
+# Llama 2 7B recipe (April 2024): every linear 4-bit g128 with fp32 scales, fp32 embedding.
+G128_FP32 = Scheme("4-bit g128, fp32 scales and embedding (8da4w)", 4.25, 4.25, 32, 8)
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,12 @@ PUBLISHED = [
               "decode", 10.91, EXECUTORCH_README),
     Published("Llama 3 8B 4-bit g128", LLAMA_3_8B, G128, "OnePlus 12", "galaxy-s24",
               "decode", 10.85, EXECUTORCH_README),
+    Published("Llama 2 7B 4-bit g128", LLAMA_2_7B, G128_FP32, "Galaxy S24 (adb)", "galaxy-s24",
+              "decode", 10.66, EXECUTORCH_LLAMA2_PR),
+    Published("Llama 2 7B 4-bit g128", LLAMA_2_7B, G128_FP32, "OnePlus 12 (adb)", "galaxy-s24",
+              "decode", 11.55, EXECUTORCH_LLAMA2_PR),
+    Published("Llama 2 7B 4-bit g128", LLAMA_2_7B, G128_FP32, "iPhone 15 Pro (app)",
+              "iphone-15-pro", "decode", 6.0, EXECUTORCH_LLAMA2_PR),
 ]
 
 

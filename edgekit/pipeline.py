@@ -117,7 +117,7 @@ def run(config: Config, student: Student | None = None) -> dict[str, Any]:
                     entry = _entry(target, artifact, path, staging, verdict)
                     entry["bytes_vs_fp32"] = round(entry["bytes"] / fp32_bytes, 4)
                     entry["latency"] = _latency(artifact, get_device(target.device), program,
-                                                samples[0], timings, costs)
+                                                recipe["plan"], samples[0], timings, costs)
                     mark_over_budget(entry, get_device(target.device))
                     entries.append(entry)
             shutil.rmtree(build)
@@ -269,7 +269,7 @@ def _entry(target: Target, artifact: Artifact, path: Path, root: Path,
     }
 
 
-def _latency(artifact: Artifact, device: DeviceProfile, program: Any,
+def _latency(artifact: Artifact, device: DeviceProfile, program: Any, plan: dict[str, Any],
              sample: dict[str, np.ndarray], timings: dict[tuple[str, int], dict[str, Any]],
              costs: dict[str, Any]) -> dict[str, Any]:
     """Measured-on-host and projected latency of one artifact for one device, kept apart."""
@@ -294,7 +294,7 @@ def _latency(artifact: Artifact, device: DeviceProfile, program: Any,
                         over_memory_budget=over_budget(measured["peak_rss_mib"], limits))
     try:
         if artifact.format not in costs:
-            costs[artifact.format] = cost_for_artifact(artifact.path, program)
+            costs[artifact.format] = cost_for_artifact(artifact.path, program, plan)
         projected = project(costs[artifact.format], device, artifact.format)
     except EdgekitError as exc:
         projected = {"status": "not_run", "reason": str(exc)}

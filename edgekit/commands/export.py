@@ -100,7 +100,7 @@ def _print_decode(item: dict[str, Any]) -> None:
         print(f"decode {item['target']}/{item['format']}: {parity['verdict']}: "
               f"{parity['reason']}")
         return
-    measured = item["speed"]["measured"]
+    measured = item["latency"]["measured"]
     against = parity.get("against", {}).get(parity.get("expected_reference", ""), {})
     tokens = (f"{round(against['agreement'] * against['compared'])}/{against['compared']} "
               f"tokens as the eager {parity['expected_reference']} student"

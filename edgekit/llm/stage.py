@@ -65,7 +65,7 @@ def run_decode(student: Student, plan: QuantPlan, targets: list[Target], staging
             _place_with_tokenizer(artifact.path, build, folder)
             entry = _entry(artifact, target, folder / artifact.path.name, staging,
                            checked[artifact.format])
-            entry["speed"] = _speed(artifact, student, plan, target, prompt, timed)
+            entry["latency"] = _speed(artifact, student, plan, target, prompt, timed)
             entries.append(entry)
     shutil.rmtree(build)
     return entries
@@ -101,5 +101,6 @@ def _speed(artifact: Artifact, student: Student, plan: QuantPlan, target: Target
                 timed[key] = measure_generation(artifact.path, device, prompt)
             except EdgekitError as exc:
                 timed[key] = {"status": "not_run", "reason": f"run failed: {exc}"}
-    projected = project_generation(student, plan, device, artifact.format)
+    projected = project_generation(student, plan, device, artifact.format, len(prompt),
+                                   len(prompt) + timed[key].get("generated_tokens", 0) // 2)
     return {"measured": timed[key], "projected": projected}

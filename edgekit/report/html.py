@@ -20,7 +20,14 @@ from html import escape
 from typing import Any
 
 from edgekit.report.checks import MIB, checks_of, counts, format_number
-from edgekit.report.markdown import HEADER, LATENCY_HEADER, artifact_rows, latency_rows
+from edgekit.report.markdown import (
+    DECODE_HEADER,
+    HEADER,
+    LATENCY_HEADER,
+    artifact_rows,
+    decode_rows,
+    latency_rows,
+)
 from edgekit.report.svg import BUDGET_COLOR, BarChart, LinearScale, LogScale
 
 SIZE_COLOR = "#4c78a8"
@@ -80,6 +87,9 @@ def render_html(report: dict[str, Any]) -> str:
         "<h2>Artifacts</h2>", _table(HEADER, artifact_rows(report)),
         *(["<h2>Latency</h2>", _table(LATENCY_HEADER, latency_rows(report))]
           if latency_rows(report) else []),
+        *(["<h2>Decode</h2>", "<p>Host columns: measured on host; estimated columns: for the "
+           "phone, never measured.</p>", _table(DECODE_HEADER, decode_rows(report))]
+          if decode_rows(report) else []),
         "<h2>Parity</h2><ul>",
         *(f"<li><b>{escape(a['target'])}/{escape(a['format'])}</b> "
           f"({escape(a['parity']['runtime'])}): {escape(a['parity']['verdict'])}: "

@@ -116,6 +116,56 @@ def _latency_section(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+DECODE_HEADER = ["target", "format", "path", "size", "generation", "host prefill ms",
+                 "host decode tok/s", "estimated decode tok/s (low / mid / high)",
+                 "estimated prefill ms (low / mid / high)"]
+
+
+def decode_rows(report: dict[str, Any]) -> list[list[str]]:
+    """Per decode artifact (`edgekit export --decode`): generation parity, prefill and decode
+    speed measured on host, and the estimate for the target's device."""
+    rows = []
+    for item in report.get("decode", []):
+        if "path" not in item:
+            continue
+        latency = item.get("latency") or {}
+        measured, projected = latency.get("measured") or {}, latency.get("projected") or {}
+        host = ([f"{_ms(measured.get('prefill_ms'))} ({measured.get('prompt_tokens', '-')} "
+                 "tokens)", _rate(measured.get("decode_tok_s"))]
+                if "status" not in measured else ["not run", "-"])
+        estimate = ([" / ".join(show(projected[k].get(end)) for end in ("low", "mid", "high"))
+                     for k, show in (("decode_tok_s", _rate), ("prefill_ms", _ms))]
+                    if "decode_tok_s" in projected else ["not run", "-"])
+        rows.append([item["target"], item["format"], item["path"], _size(item["bytes"]),
+                     item["parity"]["verdict"], *host, *estimate])
+    return rows
+
+
+def _rate(value: Any) -> str:
+    if isinstance(value, int | float) and value >= 1000:
+        return f"{value:,.0f}"
+    return _ms(value)
+
+
+def _decode_section(report: dict[str, Any]) -> list[str]:
+    if "decode" not in report:
+        return []
+    lines = ["", "## Decode", "",
+             "Host columns are measured on host (a greedy generation under the device profile's "
+             "threads); the estimated columns are for the phone, never measured.", "",
+             "| " + " | ".join(DECODE_HEADER) + " |", "|" + "---|" * len(DECODE_HEADER)]
+    lines += ["| " + " | ".join(row) + " |" for row in decode_rows(report)]
+    reasons = [f"- {item['target']}/{item['format']}: {item['parity']['verdict']}: "
+               f"{_cell(str(item['parity'].get('reason', '')))}"
+               for item in report["decode"] if "path" not in item]
+    for item in report["decode"]:
+        for part in (item.get("latency") or {}).values():
+            if isinstance(part, dict) and "status" in part:
+                reasons.append(f"- {item['target']}/{item['format']}: not run: "
+                               f"{_cell(str(part.get('reason')))}")
+    return lines + (["", *reasons] if reasons else [])
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown: student, checks (when present), artifacts, parity, notes."""
     model = report["model"]
@@ -136,6 +186,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     lines += ["| " + " | ".join(row) + " |" for row in artifact_rows(report)]
     lines += _latency_section(report)
+    lines += _decode_section(report)
     lines += ["", "## Parity", ""]
     for item in report["artifacts"]:
         parity = item["parity"]

@@ -11,12 +11,15 @@ What is counted from where:
 - `.pte` and `.mlpackage`: the torch.export program every format was lowered from (the
   pipeline passes it), else the `.onnx` of the same student when one is beside it. XNNPACK
   and Core ML blobs are opaque; the program they were lowered from has the same matmuls.
+  The program is the float student's, so the weights the quantization plan stores in low
+  precision count the plan's bytes (codes and group scales) and bits, not fp32's.
   Core ML computes in fp16, so float32 tensors count 2 bytes for `.mlpackage`.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import math
 import tomllib
 from collections.abc import Iterable
@@ -291,12 +294,45 @@ _ATTENTION_TARGETS = ("aten.scaled_dot_product_attention.default",
                       "aten._scaled_dot_product_flash_attention_for_cpu.default")
 
 
-def count_program(program: Any, half_precision: bool = False, name: str = "") -> GraphCost:
+_PLAN_BITS = {"int4": 4, "int8": 8}  # LayerPlan.precision -> stored bits (float: none)
+
+
+def stored_weights(plan: dict[str, Any] | None) -> dict[str, tuple[int, int]]:
+    """The weights a quantization plan stores in low precision.
+
+    Args:
+        plan: the plan's JSON form (QuantPlan.to_json(), or a report's compression[].plan);
+            None or an unquantized plan stores nothing in low precision.
+
+    Returns:
+        Module name -> (bytes as stored, codes and scales included; bits per code).
+    """
+    stored = {}
+    for layer in (plan or {}).get("layers", []):
+        bits = _PLAN_BITS.get(layer.get("precision", ""))
+        if bits is not None and "bytes" in layer:
+            stored.update({name: (int(layer["bytes"]), bits) for name in layer["names"]})
+    return stored
+
+
+def count_program(program: Any, half_precision: bool = False, name: str = "",
+                  stored: dict[str, tuple[int, int]] | None = None) -> GraphCost:
     """FLOPs and bytes of one inference of a torch.export ExportedProgram (shapes from the
-    fake tensors torch.export records on every node)."""
+    fake tensors torch.export records on every node).
+
+    Args:
+        program: the ExportedProgram.
+        half_precision: count float32 tensors as 2 bytes (a runtime computing in fp16).
+        name: the artifact's name, for `counted_from`.
+        stored: module name -> (stored bytes, bits) of weights kept in low precision
+            (stored_weights()); their reads count those bytes instead of the program's.
+    """
     signature = program.graph_signature
     weights = {**signature.inputs_to_parameters, **signature.inputs_to_buffers,
                **getattr(signature, "inputs_to_lifted_tensor_constants", {})}
+    planned = {placeholder: stored[fqn.removesuffix(".weight")]
+               for placeholder, fqn in weights.items()
+               if stored and fqn.removesuffix(".weight") in stored}
     seen: set[str] = set()
     ops = []
     for node in program.graph.nodes:
@@ -310,18 +346,31 @@ def count_program(program: Any, half_precision: bool = False, name: str = "") ->
         inputs = [a for a in _flat(node.args) if hasattr(a, "op")]
         weight_inputs = [a for a in inputs if a.op == "placeholder" and a.name in weights]
         act_inputs = [a for a in inputs if a not in weight_inputs]
-        bits = min((_torch_bits(a, half_precision) for a in weight_inputs), default=32)
+        bits = min((planned[a.name][1] if a.name in planned else _torch_bits(a, half_precision)
+                    for a in weight_inputs), default=32)
         if target == "aten.embedding.default":
-            weight_bytes = _torch_bytes(node, half_precision)
+            weight_bytes = _embedding_read(node, weight_inputs, planned, half_precision)
         else:
-            weight_bytes = sum(_torch_bytes(a, half_precision) for a in weight_inputs
-                               if a.name not in seen)
+            weight_bytes = sum(planned[a.name][0] if a.name in planned
+                               else _torch_bytes(a, half_precision)
+                               for a in weight_inputs if a.name not in seen)
         seen.update(a.name for a in weight_inputs)
         activation_bytes = (sum(_torch_bytes(a, half_precision) for a in act_inputs)
                             + _torch_bytes(node, half_precision))
         op_class, flops = _torch_flops(node, target)
         ops.append(OpCost(op_class, flops, weight_bytes, activation_bytes, bits))
     return GraphCost(tuple(ops), f"torch.export program{' of ' + name if name else ''}")
+
+
+def _embedding_read(node: Any, weight_inputs: list[Any], planned: dict[str, tuple[int, int]],
+                    half_precision: bool) -> int:
+    """Bytes an embedding lookup reads: only its rows, at the table's stored precision."""
+    rows = _torch_bytes(node, half_precision)
+    table = next((a for a in weight_inputs if a.name in planned), None)
+    if table is None:
+        return rows
+    as_float = _torch_bytes(table, half_precision)
+    return round(rows * planned[table.name][0] / as_float) if as_float else rows
 
 
 def _flat(args: Iterable[Any]) -> list[Any]:
@@ -391,12 +440,15 @@ def _torch_flops(node: Any, target: str) -> tuple[str, int]:
 
 # --- which graph to count for an artifact -----------------------------------------------------
 
-def cost_for_artifact(path: Path, program: Any | None = None) -> GraphCost:
+def cost_for_artifact(path: Path, program: Any | None = None,
+                      plan: dict[str, Any] | None = None) -> GraphCost:
     """The graph cost of one inference of the artifact at `path` (see the module docstring).
 
     Args:
         path: a .pte, .onnx, .ort or .mlpackage artifact.
         program: the torch.export program the artifact was lowered from, when at hand.
+        plan: the JSON form of the quantization plan the artifact stores (with `program`;
+            without it, the plan is read from the export's report.json).
 
     Raises:
         EdgekitError: no graph to count (names the artifact and what would help).
@@ -405,26 +457,28 @@ def cost_for_artifact(path: Path, program: Any | None = None) -> GraphCost:
     if path.suffix == ".onnx":
         return count_onnx(path)
     if program is not None and path.suffix in (".pte", ".mlpackage"):
-        return count_program(program, half, path.stem)
+        return count_program(program, half, path.stem, stored_weights(plan))
     onnx_path = _sibling_onnx(path)
     if onnx_path is not None:
         cost = count_onnx(onnx_path, half)
         return GraphCost(cost.ops, f"{cost.counted_from} (the same student's ONNX export)")
     if program is None:
-        program = _program_from_report(path)
+        program, plan = _program_from_report(path)
     if program is not None:
-        return count_program(program, half, path.stem)
+        return count_program(program, half, path.stem, stored_weights(plan))
     raise EdgekitError(f"{path}: nothing to count FLOPs from: no .onnx of the same student "
                        "beside it and no report.json naming the student")
 
 
 def _sibling_onnx(path: Path) -> Path | None:
     """The .onnx of the same name beside the artifact, or in another target folder of the
-    same export (an export folder holds report.json)."""
+    same export (an export folder holds report.json) built with the same recipe."""
     folders = [path.parent]
     root = path.parent.parent
     if (root / "report.json").is_file():
-        folders += sorted(p for p in root.iterdir() if p.is_dir())
+        recipe = export_recipe(path)
+        folders += sorted(p for p in root.iterdir() if p.is_dir()
+                          and (recipe is None or p.name in recipe.get("targets", ())))
     for folder in folders:
         candidate = folder / f"{path.stem}.onnx"
         if candidate.is_file():
@@ -432,28 +486,70 @@ def _sibling_onnx(path: Path) -> Path | None:
     return None
 
 
-def _program_from_report(path: Path) -> Any | None:
-    """Re-trace the student named by the report.json of the artifact's output folder."""
-    for report_path in (path.parent.parent / "report.json", path.parent / "report.json"):
-        if report_path.is_file():
-            return _traced(report_path.resolve())
+def export_report(path: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The export folder holding the artifact at `path` (in a target folder, or in a
+    target's decode folder) and its report.json, or None outside an export."""
+    for root in (path.parent, path.parent.parent, path.parent.parent.parent):
+        if (root / "report.json").is_file():
+            try:
+                return root, json.loads((root / "report.json").read_text())
+            except (OSError, ValueError):
+                return None
     return None
 
 
-@functools.cache
-def _traced(report_path: Path) -> Any | None:
-    import json
-
-    model = json.loads(report_path.read_text()).get("model", {})
-    source = model.get("source", "")
-    if not source or not Path(source).exists():
+def export_recipe(path: Path) -> dict[str, Any] | None:
+    """The compression recipe (report.json `compression[]`) the artifact at `path` was built
+    with: the one whose targets include the artifact's target folder."""
+    found = export_report(path)
+    if found is None:
         return None
-    from edgekit.console import quiet
-    from edgekit.export import trace
-    from edgekit.model import load
+    root, report = found
+    target = path.resolve().relative_to(root.resolve()).parts[0]
+    return next((r for r in report.get("compression", []) if target in r.get("targets", ())),
+                None)
 
+
+def export_student(path: Path) -> tuple[str, dict[str, Any]] | None:
+    """Where to load the student an exported artifact was built from, with the report's
+    `model` object: the pruned student saved in the export when its recipe pruned, else the
+    report's model source. None outside an export or when the source is gone."""
+    found = export_report(path)
+    if found is None:
+        return None
+    root, report = found
+    model = report.get("model", {})
+    saved = ((export_recipe(path) or {}).get("pruning") or {}).get("saved_student")
+    source = str(root / saved) if saved else model.get("source", "")
+    return (source, model) if source and Path(source).exists() else None
+
+
+def _program_from_report(path: Path) -> tuple[Any | None, dict[str, Any] | None]:
+    """Re-trace the student named by the report.json of the artifact's output folder, and
+    return it with the plan the artifact stores."""
+    found = export_student(path)
+    if found is None:
+        return None, None
+    source, model = found
     shapes = [spec.get("shape", []) for spec in model.get("inputs", [])]
     seq_len = int(shapes[0][-1]) if shapes and len(shapes[0]) == 2 else 64
+    return _traced(source, model.get("task"), seq_len), (export_recipe(path) or {}).get("plan")
+
+
+@functools.cache
+def loaded_student(source: str, task: str | None, seq_len: int) -> Any:
+    """The student at `source`, loaded once per process (backend noise kept quiet)."""
+    from edgekit.console import quiet
+    from edgekit.model import load
+
     with quiet():
-        student = load(source, task=model.get("task"), seq_len=seq_len)
-        return trace(student)
+        return load(source, task=task, seq_len=seq_len)
+
+
+@functools.cache
+def _traced(source: str, task: str | None, seq_len: int) -> Any:
+    from edgekit.console import quiet
+    from edgekit.export import trace
+
+    with quiet():
+        return trace(loaded_student(source, task, seq_len))

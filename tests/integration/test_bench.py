@@ -1,5 +1,5 @@
-"""`edgekit devices` and `edgekit bench` through the CLI on a tiny exported student.
-Orderings and labels only: no timed assertions."""
+"""`edgekit devices` and `edgekit bench` through the CLI on a tiny exported student (with its
+decode artifacts). Orderings and labels only: no timed assertions."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from helpers import read_report, run_cli
 def android_export(student_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bench") / "llama"
     result = run_cli("export", "--model", str(student_dir("llama")), "--target", "android",
-                     "--out", str(out))
+                     "--decode", "--max-seq-len", "96", "--out", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 
@@ -44,10 +44,11 @@ def test_bench_prints_measured_and_projected_for_several_devices(android_export:
     result = run_cli("bench", str(android_export), "--iterations", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     text = result.stdout
-    assert text.count("measured on host (") == 3  # .pte, .onnx, .ort
-    assert text.count("estimated on the phone") == 3
+    assert text.count("measured on host (") == 5  # .pte, .onnx, .ort; decode .pte, -genai
+    assert text.count("estimated on the phone") == 5
     for key in ("iphone-15-pro", "pixel-8", "galaxy-s24", "tecno-pova-6"):
         assert key in text
+    assert text.count(", decode)") == 2 and text.count("tok/s (mid ") == 2 * 5
 
 
 def test_bench_json_orders_phones(android_export: Path):
@@ -83,3 +84,32 @@ def test_bench_on_a_lone_pte_measures_and_says_why_it_cannot_project(android_exp
     assert result.returncode == 0, result.stderr[-3000:]
     assert "measured on host (" in result.stdout
     assert "not projected: " in result.stdout and "nothing to count FLOPs from" in result.stdout
+
+
+def test_export_records_decode_latency_and_renders_it(android_export: Path):
+    decode = read_report(android_export)["decode"]
+    assert {d["format"] for d in decode} == {"executorch", "onnx"}
+    for entry in decode:
+        measured, projected = entry["latency"]["measured"], entry["latency"]["projected"]
+        assert measured["label"].startswith("measured on host (")
+        assert measured["prefill_ms"] > 0 and measured["decode_tok_s"] > 0
+        assert projected["label"] == "estimated" and projected["device"] == "pixel-8"
+        assert projected["prefill_tokens"] == measured["prompt_tokens"]
+        rate = projected["decode_tok_s"]
+        assert 0 < rate["low"] <= rate["mid"] <= rate["high"]
+    markdown = (android_export / "report.md").read_text()
+    assert "## Decode" in markdown and "android/decode/tiny-llama.pte" in markdown
+
+
+def test_bench_decode_json_orders_phones(android_export: Path):
+    genai = android_export / "android" / "decode" / "tiny-llama-genai"
+    result = run_cli("bench", str(genai), "--json", "--device", "galaxy-s24",
+                     "--device", "tecno-pova-6")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (artifact,) = json.loads(result.stdout)["artifacts"]
+    assert artifact["kind"] == "decode" and artifact["format"] == "onnx"
+    measured = artifact["measured"]["galaxy-s24"]
+    assert measured["prefill_ms"] > 0 and measured["decode_tok_s"] > 0
+    fast, slow = artifact["projected"]["galaxy-s24"], artifact["projected"]["tecno-pova-6"]
+    assert fast["decode_tok_s"]["mid"] > slow["decode_tok_s"]["mid"]
+    assert fast["prefill_tokens"] == measured["prompt_tokens"]

@@ -84,8 +84,8 @@ def test_generation_parity_and_speed_reported(exported):
         assert parity["prefill_vs_decode"]["same_top1"]
         assert parity["max_seq_len"]["overflow_refused"]
         assert entry["max_seq_len"] == 512
-        assert entry["speed"]["measured"]["decode_tok_s"] > 0
-        projected = entry["speed"]["projected"]["decode_tok_s"]
+        assert entry["latency"]["measured"]["decode_tok_s"] > 0
+        projected = entry["latency"]["projected"]["decode_tok_s"]
         assert projected["low"] <= projected["mid"] <= projected["high"]
     assert decode["onnx"]["parity"]["against"]["quantized"]["identical"]
 

@@ -155,3 +155,37 @@ def test_core_ml_is_not_projected_for_android(tmp_path: Path):
     cost = count_onnx(_mlp_onnx(tmp_path / "m.onnx", 64))
     result = project(cost, get_device("pixel-8"), "coreml")
     assert result["status"] == "not_run" and "Android" in result["reason"]
+
+
+@pytest.fixture(scope="module")
+def int4_llama(student_dir, tmp_path_factory):
+    """A tiny Llama, its int4 plan (RTN: fast), its torch.export program and its int4 .onnx."""
+    from edgekit.compress import quantize
+    from edgekit.compress.quantize import settings_for
+    from edgekit.export import export, trace
+    from edgekit.model import load
+
+    student = load(student_dir("llama"))
+    plan = quantize(student, "int4", settings_for("int4", method="rtn", mixed_precision=False))
+    program = trace(student)
+    (onnx_artifact,) = export(student, plan, ("onnx",), tmp_path_factory.mktemp("int4"), program)
+    return plan, program, onnx_artifact.path
+
+
+def test_quantized_pte_counts_the_plans_stored_bytes(int4_llama):
+    from edgekit.validate.project import cost_for_artifact, stored_weights
+
+    plan, program, onnx_path = int4_llama
+    fp32 = count_program(program)
+    pte = cost_for_artifact(onnx_path.with_suffix(".pte"), program, plan.to_json())
+    onnx_cost = count_onnx(onnx_path)
+    weights = {op.weight_bits for op in pte.ops if op.op_class == "matmul"}
+    assert weights == {4}
+    stored = stored_weights(plan.to_json())
+    assert stored and all(bits == 4 for _, bits in stored.values())
+    assert pte.bytes < fp32.bytes
+    for device in all_devices().values():
+        mids = {name: project(cost, device, "executorch")["mid_ms"]
+                for name, cost in (("fp32", fp32), ("pte", pte), ("onnx", onnx_cost))}
+        assert mids["pte"] < mids["fp32"], device.key
+        assert 0.67 < mids["pte"] / mids["onnx"] < 1.5, (device.key, mids)
