@@ -11,10 +11,11 @@ from typing import Any
 
 def register(commands: Any) -> None:
     gen = commands.add_parser(
-        "generate", help="generate text from a decode artifact (.pte, ONNX genai folder)")
+        "generate", help="generate text from a decode artifact (.pte, ONNX genai folder, "
+                         ".mlpackage in the Core ML emulator)")
     gen.add_argument("path", metavar="ARTIFACT",
-                     help="a decode .pte or an onnxruntime-genai folder from `edgekit export "
-                          "--decode`")
+                     help="a decode .pte, .mlpackage (run in edgekit's Core ML emulator) or "
+                          "onnxruntime-genai folder from `edgekit export --decode`")
     gen.add_argument("--prompt", help="prompt text (needs tokenizer.json beside the artifact)")
     gen.add_argument("--prompt-ids", metavar="IDS",
                      help="comma-separated prompt token ids, e.g. 1,5,7 (no tokenizer needed)")
@@ -72,10 +73,13 @@ def _generate(args: argparse.Namespace) -> int:
     timings = result.timings()
     threads = limits.threads if limits else "runtime default"
     label = f"measured on host ({host_cpu()}, {threads} threads)"
+    if session.emulated:  # a numpy interpreter's speed is not the phone runtime's
+        label = f"measured on host in edgekit's Core ML emulator ({host_cpu()}), not Core ML"
     if args.json:
         text = tokenizer.decode(result.tokens) if tokenizer is not None else None
         print(json.dumps({"artifact": str(path), "prompt_tokens": prompt,
                           "tokens": result.tokens, "text": text, "stop": result.stop,
+                          "emulated": session.emulated,
                           "timings": {"label": label, **timings}}, indent=2))
     else:
         rate = timings.get("decode_tok_s")

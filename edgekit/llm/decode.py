@@ -9,6 +9,10 @@ module (`edgekit_kv`) that stores the new keys/values and attends over the cache
   its own exporter uses); forward(tokens [1, T], input_pos [1]) -> logits [1, V].
 - ONNX: past keys/values come in and present ones go out [1, kv_heads, length, head_dim]
   (onnxruntime-genai's layout), attention with an explicit additive mask.
+- Core ML: the cache is a pair of fp16 buffers [1, kv_heads, max_seq_len, head_dim] per layer,
+  written in place (slice assignment at the token's positions), which coremltools turns into
+  iOS 18 states (read_state / slice_update / coreml_update_state); attention runs over the
+  whole cache under an additive mask; forward(tokens [1, T], input_pos [1]) -> logits [1, V].
 
 Layers are found by what they are (an attention module with `layer_idx`), not by
 architecture name.
@@ -111,10 +115,10 @@ def _attend(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: to
     return cache(query, key, value, attention_mask, scaling or query.shape[-1] ** -0.5), None
 
 
-def _with_caches(student: Student, make_cache: Any) -> nn.Module:
-    """A copy of the student's transformers model whose attention goes through edgekit_kv."""
+def _with_caches(hf: nn.Module, make_cache: Any) -> nn.Module:
+    """A copy of a transformers model whose attention goes through edgekit_kv."""
     _register_attention()
-    model: Any = copy.deepcopy(hf_model(student))
+    model: Any = copy.deepcopy(hf)
     for attention in _attention_modules(model):
         attention.edgekit_kv = make_cache()
     model.config._attn_implementation = ATTENTION
@@ -168,7 +172,7 @@ class ExecuTorchDecoder(nn.Module):
         shape = decoder_shape(student.hf_config)
         self.max_seq_len = max_seq_len
         self.model = _with_caches(
-            student, lambda: CustomOpCache(max_seq_len, shape.kv_heads, shape.head_dim))
+            hf_model(student), lambda: CustomOpCache(max_seq_len, shape.kv_heads, shape.head_dim))
         self.caches = [m for m in self.model.modules() if isinstance(m, CustomOpCache)]
 
     def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
@@ -214,7 +218,7 @@ class OnnxDecoder(nn.Module):
 
     def __init__(self, student: Student) -> None:
         super().__init__()
-        self.model = _with_caches(student, PastPresentCache)
+        self.model = _with_caches(hf_model(student), PastPresentCache)
         self.caches = [m for m in self.model.modules() if isinstance(m, PastPresentCache)]
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -233,3 +237,111 @@ class OnnxDecoder(nn.Module):
                          use_cache=False)
         presents = [t for cache in self.caches for t in (cache.present or ())]
         return (out.logits, *presents)
+
+
+# ---- Core ML: fp16 buffers that become states ---------------------------------------------
+
+
+class StateCache(nn.Module):
+    """KV cache as fp16 buffers written in place: Core ML states (which are fp16 only).
+
+    A call attends over the cache as stored (fp16) for earlier positions and over its own
+    keys/values as computed: only what is kept across calls goes through fp16 memory.
+    """
+
+    k_cache: torch.Tensor
+    v_cache: torch.Tensor
+
+    def __init__(self, max_seq_len: int, kv_heads: int, head_dim: int) -> None:
+        super().__init__()
+        shape = (1, kv_heads, max_seq_len, head_dim)
+        self.register_buffer("k_cache", torch.zeros(shape, dtype=torch.float16), persistent=False)
+        self.register_buffer("v_cache", torch.zeros(shape, dtype=torch.float16),
+                             persistent=False)
+        self.start_pos: Any = 0  # set by the wrapper before each call
+        self.mask: torch.Tensor | None = None  # [1, 1, T, max_seq_len], set by the wrapper
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                mask: torch.Tensor | None, scale: float) -> torch.Tensor:
+        start, end = self.start_pos, self.start_pos + key.shape[2]
+        keys = self.k_cache.float().slice_scatter(key, dim=2, start=start, end=end)
+        values = self.v_cache.float().slice_scatter(value, dim=2, start=start, end=end)
+        self.k_cache[:, :, start:end] = key.to(torch.float16)
+        self.v_cache[:, :, start:end] = value.to(torch.float16)
+        assert self.mask is not None
+        return _sdpa(query, keys, values, self.mask, scale)
+
+
+class CoreMLDecoder(nn.Module):
+    """forward(tokens [1, T], input_pos [1]) -> logits of the last token [1, V], the KV cache
+    in fp16 buffers (Core ML states); T is flexible, so one function prefills and decodes."""
+
+    def __init__(self, student: Student, max_seq_len: int) -> None:
+        super().__init__()
+        shape = decoder_shape(student.hf_config)
+        self.max_seq_len = max_seq_len
+        self.model = _with_caches(
+            hf_model(student), lambda: StateCache(max_seq_len, shape.kv_heads, shape.head_dim))
+        self.caches = [m for m in self.model.modules() if isinstance(m, StateCache)]
+
+    def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
+        length = tokens.shape[1]
+        start = input_pos[0].item()
+        torch._check(start >= 0)
+        torch._check(start + length <= self.max_seq_len)
+        positions = torch.arange(length, dtype=torch.int32) + input_pos[0]
+        # query i (at position start + i) sees cache slots up to its own position; slots past
+        # it hold zeros or an earlier sequence's values and are masked out
+        visible = torch.arange(self.max_seq_len, dtype=torch.int32)[None, :] <= positions[:, None]
+        # arithmetic, not torch.where(visible, 0.0, MASK_VALUE): coremltools types a select of
+        # two scalars as a scalar, a shape the program would then declare wrongly
+        mask = ((1.0 - visible.to(torch.float32)) * MASK_VALUE)[None, None]
+        for cache in self.caches:
+            cache.start_pos, cache.mask = start, mask
+        out = self.model(input_ids=tokens, position_ids=positions[None].long(),
+                         use_cache=False, logits_to_keep=1)
+        return out.logits[:, -1, :]
+
+
+class StoredInFp16(nn.Module):
+    """No cache: attention over the whole sequence where a key/value from an earlier call is
+    read as fp16 (what a Core ML state holds between calls) and one from the query's own call
+    as computed. `calls` [L] numbers the call that fed each position; set before each run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = torch.zeros(0, dtype=torch.long)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                mask: torch.Tensor | None, scale: float) -> torch.Tensor:
+        assert mask is not None
+        groups = query.shape[1] // key.shape[1]
+        key, value = key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1)
+        earlier = self.calls[None, :] < self.calls[:, None]  # [query, key]
+        fp16_key, fp16_value = key.half().float(), value.half().float()
+        scores = torch.where(earlier, torch.matmul(query, fp16_key.transpose(2, 3)),
+                             torch.matmul(query, key.transpose(2, 3)))
+        weights = torch.softmax(scores * scale + mask, dim=-1)
+        out = torch.matmul(weights * earlier, fp16_value) + torch.matmul(weights * ~earlier,
+                                                                         value)
+        return out.transpose(1, 2)
+
+
+class Fp16StateReference(nn.Module):
+    """A transformers model recomputing the whole history at every call (no cache), reading
+    keys/values of tokens fed in earlier calls as fp16: the eager reference of a Core ML decode
+    package, whose cache is fp16 state between calls."""
+
+    def __init__(self, hf: nn.Module) -> None:
+        super().__init__()
+        self.model = _with_caches(hf, StoredInFp16)
+        self.attention = [m for m in self.model.modules() if isinstance(m, StoredInFp16)]
+
+    def forward(self, input_ids: torch.Tensor, calls: torch.Tensor) -> torch.Tensor:
+        """Logits [1, T, V] of the whole sequence; `calls` [T] numbers each token's call."""
+        for attention in self.attention:
+            attention.calls = calls
+        length = input_ids.shape[1]
+        causal = torch.ones(length, length, dtype=torch.bool).tril()
+        mask = ((1.0 - causal.to(torch.float32)) * MASK_VALUE)[None, None]
+        return self.model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits

@@ -5,6 +5,7 @@ copied to an app as it is):
 
     <name>.pte                  ExecuTorch: KV cache as mutable state, LLM runner metadata
     <name>-genai/               ONNX: model.onnx, genai_config.json, tokenizer files
+    <name>.mlpackage            Core ML (iOS 18): KV cache as fp16 state, flexible length
     tokenizer.json, tokenizer_config.json, special_tokens.json
 """
 
@@ -19,6 +20,7 @@ from edgekit.compress.quantize import QuantPlan
 from edgekit.console import stage
 from edgekit.errors import ConfigError, EdgekitError
 from edgekit.export import RUNTIME, Artifact
+from edgekit.llm import coreml as coreml_decode
 from edgekit.llm import executorch as et_decode
 from edgekit.llm import onnx as onnx_decode
 from edgekit.llm.decode import check_decoder, hf_model
@@ -28,14 +30,15 @@ from edgekit.llm.tokenizer import special_ids, write_tokenizer
 from edgekit.model.samples import corpus_text
 from edgekit.model.student import Student
 
-DECODE_FORMATS = ("executorch", "onnx")
+DECODE_FORMATS = ("executorch", "onnx", "coreml")
+_SUFFIX = {"executorch": ".pte", "onnx": "-genai", "coreml": ".mlpackage"}
 DEFAULT_MAX_SEQ_LEN = 512
 PARITY_TOKENS = 32
 
 
 def decode_path(student: Student, fmt: str, folder: Path) -> Path:
     """Where the decode artifact of `fmt` goes inside `folder`."""
-    return folder / (f"{student.name}.pte" if fmt == "executorch" else f"{student.name}-genai")
+    return folder / f"{student.name}{_SUFFIX[fmt]}"
 
 
 def export_decode(student: Student, plan: QuantPlan, formats: tuple[str, ...], folder: Path,
@@ -70,6 +73,8 @@ def export_decode(student: Student, plan: QuantPlan, formats: tuple[str, ...], f
         with stage(f"decode export {fmt} -> {path.name} (max_seq_len {max_seq_len})"):
             if fmt == "executorch":
                 notes = et_decode.lower_decoder(student, plan, path, max_seq_len)
+            elif fmt == "coreml":
+                notes = coreml_decode.lower_decoder(student, plan, path, max_seq_len)
             else:
                 partial = folder / f".partial-{path.name}"
                 shutil.rmtree(partial, ignore_errors=True)
@@ -103,29 +108,39 @@ def decode_parity(artifact: Artifact, student: Student, plan: QuantPlan,
     """Generation parity of one decode artifact against the eager fp32 student (and the eager
     quantized student when the plan quantizes), plus its measured generation timings.
 
+    A Core ML package runs in edgekit's Core ML emulator (`emulated: true`). Its KV cache is
+    fp16 state, so it is also compared with the eager student whose keys/values of earlier
+    calls are rounded to fp16 (`fp32_fp16_state`), and an fp32 package is held to that one.
+
     Returns:
         JSON-ready parity (see edgekit.llm.parity.generation_parity), with `verdict` pass when
         an fp32 artifact reproduces the fp32 student token for token (a quantized one: the
-        quantized student), and `timings` measured on host.
+        quantized student; Core ML fp32: the fp32 student with fp16 state).
     """
-    references: dict[str, DecodeSession] = {
-        "fp32": EagerDecodeSession(hf_model(student), max_seq_len)}
+    hf = hf_model(student)
+    references: dict[str, DecodeSession] = {"fp32": EagerDecodeSession(hf, max_seq_len)}
     if plan.quantized:
         quantized = plan.eager_module(student.module)
         references["quantized"] = EagerDecodeSession(quantized.get_submodule("model"),
                                                      max_seq_len)
+    elif artifact.format == "coreml":
+        references["fp32_fp16_state"] = EagerDecodeSession(hf, max_seq_len, fp16_state=True)
     try:
         session = open_decoder(artifact.path, threads)
         result = generation_parity(session, references, parity_prompt(student), new_tokens)
     except EdgekitError as exc:
         return {"verdict": "fail", "reason": str(exc)}
-    expected = "quantized" if plan.quantized else "fp32"
+    if session.emulated:
+        result.update(emulated=True, precision=getattr(session, "precision", None))
+    expected = ("quantized" if plan.quantized else
+                "fp32_fp16_state" if artifact.format == "coreml" else "fp32")
     agreement = result["against"][expected]
     consistent = result["prefill_vs_decode"]["same_top1"]
     at_limit = result.get("max_seq_len", {})
     reasons = []
-    # a runtime that substitutes part of the plan (XNNPACK's int8 activations) cannot be held
-    # to the eager quantized student token for token: its agreement is reported, not judged
+    # a runtime that substitutes part of the plan (XNNPACK's int8 activations, Core ML's fp16
+    # activations) cannot be held to the eager quantized student token for token: its
+    # agreement is reported, not judged
     exact = not artifact.notes.get("substituted")
     result["tokens_judged"] = exact
     if exact and not agreement["identical"]:

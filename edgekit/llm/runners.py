@@ -1,6 +1,7 @@
 """Decode sessions, one per format, behind one small interface: feed tokens, get the logits
 of the last one. The KV cache lives in the session (ExecuTorch: the program's mutable
-buffers; ONNX: past/present arrays; eager: the token history, recomputed each step).
+buffers; ONNX: past/present arrays; Core ML: the emulator session's states; eager: the token
+history, recomputed each step).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class DecodeSession(Protocol):
 
     max_seq_len: int
     position: int  # tokens in the cache
+    emulated: bool  # run by an emulator of the phone runtime (Core ML), not the runtime
 
     def feed(self, tokens: list[int]) -> np.ndarray: ...
 
@@ -56,6 +58,7 @@ class ExecuTorchDecodeSession:
                                f"({str(exc).splitlines()[0] if str(exc) else exc})") from None
         self.path = path
         self.position = 0
+        self.emulated = False
 
     def feed(self, tokens: list[int]) -> np.ndarray:
         _check_room(self, len(tokens), self.path)
@@ -87,6 +90,7 @@ class OnnxDecodeSession:
                              int(decoder["head_size"]))
         self._session = OnnxRuntimeSession(folder / decoder["filename"], threads)
         self.path = folder
+        self.emulated = False
         self.reset()
 
     def reset(self) -> None:
@@ -109,37 +113,85 @@ class OnnxDecodeSession:
         return np.asarray(outputs["logits"][0, -1], dtype=np.float32)
 
 
+class CoreMLDecodeSession:
+    """A stateful decode .mlpackage run by edgekit's Core ML emulator (Core ML itself needs
+    macOS); the KV cache is the emulator session's state, kept across feeds until reset."""
+
+    def __init__(self, path: Path, precision: str = "fp32") -> None:
+        from edgekit.llm.coreml import read_metadata
+        from edgekit.runtimes.coreml import CoreMLEmulatorSession
+
+        metadata = read_metadata(path)
+        self.max_seq_len = int(metadata["max_seq_len"])
+        self._inputs = tuple(metadata["inputs"])
+        self._output = str(metadata["output"])
+        self._session = CoreMLEmulatorSession(path, precision)
+        self.precision = precision
+        self.path = path
+        self.emulated = True
+        self.position = 0
+
+    def reset(self) -> None:
+        self._session.reset_states()
+        self.position = 0
+
+    def feed(self, tokens: list[int]) -> np.ndarray:
+        _check_room(self, len(tokens), self.path)
+        tokens_name, position_name = self._inputs
+        logits = self._session.run({tokens_name: np.array([tokens], dtype=np.int32),
+                                    position_name: np.array([self.position], dtype=np.int32)})
+        self.position += len(tokens)
+        return np.asarray(logits[self._output], dtype=np.float32).reshape(-1)
+
+
 class EagerDecodeSession:
     """The reference: the transformers model run on the whole history at every step (no
-    cache at all, so nothing cache-related can make it wrong)."""
+    cache at all, so nothing cache-related can make it wrong).
 
-    def __init__(self, model: torch.nn.Module, max_seq_len: int) -> None:
-        self._model = model.eval()
+    With `fp16_state`, keys/values of tokens fed in earlier calls are read as fp16, as a Core
+    ML decode package's fp16 state holds them between calls (still recomputed, no cache).
+    """
+
+    def __init__(self, model: torch.nn.Module, max_seq_len: int,
+                 fp16_state: bool = False) -> None:
+        from edgekit.llm.decode import Fp16StateReference
+
+        self._model = (Fp16StateReference(model) if fp16_state else model).eval()
+        self._fp16_state = fp16_state
         self.max_seq_len = max_seq_len
-        self.path = "eager"
+        self.path = "eager (fp16 KV state)" if fp16_state else "eager"
+        self.emulated = False
         self.reset()
 
     def reset(self) -> None:
         self._history: list[int] = []
+        self._calls: list[int] = []  # the call that fed each position
         self.position = 0
 
     def feed(self, tokens: list[int]) -> np.ndarray:
-        _check_room(self, len(tokens), "eager student")
+        _check_room(self, len(tokens), self.path)
+        self._calls.extend([self._calls[-1] + 1 if self._calls else 0] * len(tokens))
         self._history.extend(tokens)
         self.position = len(self._history)
         with torch.no_grad():
             ids = torch.tensor([self._history], dtype=torch.long)
-            logits = self._model(input_ids=ids, use_cache=False).logits
+            if self._fp16_state:
+                logits = self._model(ids, torch.tensor(self._calls))
+            else:
+                logits = self._model(input_ids=ids, use_cache=False).logits
         return logits[0, -1].float().numpy()
 
 
-def open_decoder(path: Path, threads: int | None = None) -> DecodeSession:
+def open_decoder(path: Path, threads: int | None = None, precision: str | None = None
+                 ) -> DecodeSession:
     """Open a decode artifact in its runtime.
 
     Args:
-        path: a decode .pte, or an ONNX decode folder (genai_config.json + model.onnx, or
-            that model.onnx).
-        threads: intra-op threads; None lets the runtime choose.
+        path: a decode .pte, a decode .mlpackage (run in the Core ML emulator), or an ONNX
+            decode folder (genai_config.json + model.onnx, or that model.onnx).
+        threads: intra-op threads; None lets the runtime choose (the emulator ignores it).
+        precision: Core ML only: the emulator's precision, fp32 or fp16 (default: the one
+            the package computes in).
 
     Raises:
         EdgekitError: no such artifact, or not a decode artifact.
@@ -148,11 +200,16 @@ def open_decoder(path: Path, threads: int | None = None) -> DecodeSession:
         raise EdgekitError(f"{path}: no such artifact")
     if path.suffix == ".pte":
         return ExecuTorchDecodeSession(path, threads)
+    if path.suffix == ".mlpackage":
+        return CoreMLDecodeSession(path, precision or _package_precision(path))
     folder = path if path.is_dir() else path.parent
     if (folder / "genai_config.json").is_file():
         return OnnxDecodeSession(folder, threads)
-    if path.suffix == ".mlpackage":
-        raise EdgekitError(f"{path}: Core ML decode artifacts are not supported yet "
-                           "(edgekit export --decode writes .pte and ONNX genai folders)")
-    raise EdgekitError(f"{path}: not a decode artifact (expected a decode .pte or an ONNX "
-                       "folder with genai_config.json)")
+    raise EdgekitError(f"{path}: not a decode artifact (expected a decode .pte or "
+                       ".mlpackage, or an ONNX folder with genai_config.json)")
+
+
+def _package_precision(path: Path) -> str:
+    from edgekit.llm.coreml import read_metadata
+
+    return "fp16" if read_metadata(path).get("compute_precision") == "float16" else "fp32"

@@ -211,3 +211,74 @@ def test_pte_runs_in_executorch_llm_runner(tmp_path):
                         eos=(tokenizer.eos_token_id,)).tokens
     assert expected and pieces
     assert "".join(pieces) == tokenizer.decode(expected)
+
+
+# ---- Core ML: a stateful .mlpackage run in edgekit's Core ML emulator -----------------------
+
+
+# Qwen2 slow, as above: each Core ML export and parity run costs ~30 s on a shared 2-core host.
+@pytest.fixture(scope="module", params=["llama", pytest.param("qwen2", marks=pytest.mark.slow)])
+def coreml_exported(request, tmp_path_factory):
+    root = tmp_path_factory.mktemp(f"coreml-decode-{request.param}")
+    student = load(lively(request.param, root / "student"))
+    plan = quantize(student, "none")
+    (artifact,) = export_decode(student, plan, ("coreml",), root / "out", MAX_SEQ_LEN)
+    return student, plan, artifact
+
+
+def test_coreml_decode_generation_parity(coreml_exported):
+    """The fp32 package reproduces, token for token over 32 tokens, the eager student whose
+    keys/values of earlier calls are rounded to fp16 (Core ML states are fp16); agreement
+    with the plain fp32 student is reported beside it."""
+    student, plan, artifact = coreml_exported
+    assert artifact.path.suffix == ".mlpackage"
+    assert artifact.notes["compute_precision"] == "float32"
+    assert artifact.notes["states"] == 2 * 2  # keys and values of 2 layers
+    parity = decode_parity(artifact, student, plan, MAX_SEQ_LEN)
+    assert parity["verdict"] == "pass", parity["reason"]
+    assert (parity["emulated"], parity["precision"]) == (True, "fp32")
+    assert parity["expected_reference"] == "fp32_fp16_state" and parity["tokens_judged"]
+    assert parity["against"]["fp32_fp16_state"] == {"agreement": 1.0, "first_divergence": None,
+                                                    "compared": 32, "identical": True}
+    assert set(parity["against"]) == {"fp32", "fp32_fp16_state"}
+    assert parity["prefill_vs_decode"]["same_top1"]
+    limit = parity["max_seq_len"]
+    assert limit["overflow_refused"] and limit["last_slot_same_top1"]
+
+
+def test_coreml_decode_logits_and_state(coreml_exported):
+    """Logits match the fp16-state eager reference to fp32 rounding, prefill then decode; the
+    state holds fp16 values for the fed positions and zeros after them, and persists until
+    reset."""
+    student, _, artifact = coreml_exported
+    session = open_decoder(artifact.path)
+    reference = EagerDecodeSession(student.module.model, MAX_SEQ_LEN, fp16_state=True)
+    assert (session.max_seq_len, session.emulated) == (MAX_SEQ_LEN, True)
+    for chunk in (PROMPT, [3], [77], [200]):
+        got, expected = session.feed(chunk), reference.feed(chunk)
+        assert np.max(np.abs(got - expected)) < 1e-4
+    states = session._session.states
+    keys = next(v for k, v in states.items() if k.endswith("k_cache"))
+    filled = len(PROMPT) + 3
+    assert keys.shape == (1, 2, MAX_SEQ_LEN, 16)
+    assert np.abs(keys[:, :, :filled]).min(axis=-1).max() > 0
+    assert not keys[:, :, filled:].any()
+    assert np.array_equal(keys, keys.astype(np.float16).astype(np.float32))
+    session.reset()
+    assert not any(v.any() for v in session._session.states.values())
+
+
+def test_coreml_generate_cli(coreml_exported, capsys):
+    from edgekit.cli import main
+
+    student, _, artifact = coreml_exported
+    ids = ",".join(str(t) for t in PROMPT)
+    assert main(["generate", str(artifact.path), "--prompt-ids", ids, "--max-new-tokens", "6",
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    eos = read_special_ids(artifact.path.parent).eos
+    reference = EagerDecodeSession(student.module.model, MAX_SEQ_LEN, fp16_state=True)
+    expected = generate(reference, PROMPT, 6, eos=eos)
+    assert result["tokens"] == expected.tokens and result["emulated"] is True
+    assert "Core ML emulator" in result["timings"]["label"]
+    assert (artifact.path.parent / "special_tokens.json").is_file()

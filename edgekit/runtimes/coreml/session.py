@@ -15,7 +15,9 @@ Precision modes, after the compute units Core ML picks on a phone:
 After each run `overflow_ops` names where inf or NaN first appeared from finite values: ops
 ("linear_3 (linear)"), and in fp16 mode fp16 inputs ("x (input)") or weights ("w (const)")
 that exceed the fp16 range once rounded. States (KV caches) start at zero, as a fresh MLState,
-and persist across runs until `reset_states()`.
+and persist across runs until `reset_states()`. A state is memory of its declared dtype on
+every compute unit (Core ML states are fp16), so a value written to an fp16 state is rounded
+to fp16 in both modes.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class StateSlot:
     """The current value of one state (e.g. a KV cache) of a stateful program."""
 
     value: np.ndarray
+    dtype: str  # the declared MIL dtype: what the state's memory holds
 
 
 def _read_state(a: Args) -> np.ndarray:
@@ -58,6 +61,9 @@ def _update_state(a: Args) -> np.ndarray:
     if value.shape != slot.value.shape:
         raise ValueError(f"value of shape {list(value.shape)} does not fit the state's shape "
                          f"{list(slot.value.shape)}")
+    if slot.dtype == "fp16":  # the state's memory is fp16, whatever the compute precision
+        with np.errstate(over="ignore"):
+            value = value.astype(np.float16).astype(slot.value.dtype)
     slot.value = value.copy()
     return value
 
@@ -115,7 +121,8 @@ class CoreMLEmulatorSession:
 
     def reset_states(self) -> None:
         """Set every state to zeros, as a newly made MLState."""
-        self._states = {name: StateSlot(np.zeros(t.shape, dtype=self._holding_dtype(t.dtype)))
+        self._states = {name: StateSlot(np.zeros(t.shape, dtype=self._holding_dtype(t.dtype)),
+                                        t.dtype)
                         for name, t in self._program.states.items()}
 
     def run(self, inputs: dict[str, np.ndarray], keep_intermediates: bool = False

@@ -46,6 +46,8 @@ def _squeeze(a: Args) -> np.ndarray:
 
 def _concat(a: Args) -> np.ndarray:
     values = [np.asarray(v) for v in a["values"]]
+    if any(v.ndim == 0 for v in values):  # coremltools concatenates scalars into a vector
+        values = [np.atleast_1d(v) for v in values]
     axis = int(scalar(a["axis"]))
     if not opt(a, "interleave", False):
         return np.concatenate(values, axis=axis)

@@ -53,3 +53,34 @@ def test_kv_cache_write_at_a_position_with_slice_update(save_program) -> None:
                           "position": np.array([0, 2], np.int32)})
     assert second["total"].tolist() == [3.5]
     assert session.states["cache"].tolist() == [[1.5, 0, 2, 0]]
+
+
+def test_fp16_state_rounds_what_is_written_in_both_modes(save_program) -> None:
+    """A state is fp16 memory on every compute unit: in fp32 mode the program computes in
+    float32, but what it keeps across runs is rounded to fp16 (1 + 2**-12 is not an fp16)."""
+    @mb.program(input_specs=[mb.TensorSpec((1,), dtype=types.fp32),
+                             mb.StateTensorSpec((1,), dtype=types.fp16)],
+                opset_version=ct.target.iOS18)
+    def program(x, cache):
+        stored = mb.coreml_update_state(state=cache, value=mb.cast(x=x, dtype="fp16"))
+        return mb.add(x=mb.cast(x=stored, dtype="fp32"), y=np.float32(0.0), name="out")
+
+    x = np.array([1 + 2**-12], dtype=np.float32)
+    for precision in ("fp32", "fp16"):
+        session = CoreMLEmulatorSession(save_program(program), precision)
+        session.run({"x": x})
+        assert session.states["cache"].tolist() == [1.0]
+
+
+def test_concat_of_scalars_builds_a_vector(save_program) -> None:
+    """coremltools concatenates scalar positions into slice bounds (a KV cache write at a
+    dynamic position)."""
+    @mb.program(input_specs=[mb.TensorSpec((2,), dtype=types.int32)],
+                opset_version=ct.target.iOS18)
+    def program(x):
+        first = mb.slice_by_index(x=x, begin=[0], end=[1], squeeze_mask=[True])
+        bounds = mb.concat(values=[np.int32(7), first], axis=0)
+        return mb.add(x=bounds, y=np.int32(0), name="out")
+
+    session = CoreMLEmulatorSession(save_program(program), "fp32")
+    assert session.run({"x": np.array([3, 4], np.int32)})["out"].tolist() == [7, 3]
