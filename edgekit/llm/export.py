@@ -125,15 +125,16 @@ def decode_parity(artifact: Artifact, student: Student, plan: QuantPlan,
                                                      max_seq_len)
     elif artifact.format == "coreml":
         references["fp32_fp16_state"] = EagerDecodeSession(hf, max_seq_len, fp16_state=True)
+    expected = ("quantized" if plan.quantized else
+                "fp32_fp16_state" if artifact.format == "coreml" else "fp32")
     try:
         session = open_decoder(artifact.path, threads)
-        result = generation_parity(session, references, parity_prompt(student), new_tokens)
+        result = generation_parity(session, references, parity_prompt(student), new_tokens,
+                                   max_seq_len_reference=expected)
     except EdgekitError as exc:
         return {"verdict": "fail", "reason": str(exc)}
     if session.emulated:
         result.update(emulated=True, precision=getattr(session, "precision", None))
-    expected = ("quantized" if plan.quantized else
-                "fp32_fp16_state" if artifact.format == "coreml" else "fp32")
     agreement = result["against"][expected]
     consistent = result["prefill_vs_decode"]["same_top1"]
     at_limit = result.get("max_seq_len", {})

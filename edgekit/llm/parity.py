@@ -57,7 +57,8 @@ def at_max_seq_len(session: DecodeSession, reference: DecodeSession,
     session.feed(prompt)
     last = session.feed([prompt[-1]])
     reference.reset()
-    expected = reference.feed(prompt + [prompt[-1]])
+    reference.feed(prompt)  # fed as the session was: a reference may depend on the calls
+    expected = reference.feed([prompt[-1]])
     try:
         session.feed([prompt[-1]])
         refused = False
@@ -71,7 +72,7 @@ def at_max_seq_len(session: DecodeSession, reference: DecodeSession,
 
 def generation_parity(session: DecodeSession, references: Mapping[str, DecodeSession],
                       prompt: Sequence[int], new_tokens: int = 32,
-                      check_max_seq_len: bool = True) -> dict[str, Any]:
+                      max_seq_len_reference: str | None = "fp32") -> dict[str, Any]:
     """Greedy generation of `new_tokens` tokens in `session` against each reference.
 
     Args:
@@ -79,7 +80,9 @@ def generation_parity(session: DecodeSession, references: Mapping[str, DecodeSes
         references: eager sessions by name ("fp32", "quantized").
         prompt: prompt token ids.
         new_tokens: tokens generated (no early stop at eos, so the count is fixed).
-        check_max_seq_len: also run the max_seq_len check (one pass over the whole cache).
+        max_seq_len_reference: the reference the max_seq_len check compares the last cache
+            slot with (the one the artifact is held to); None skips the check (one pass
+            over the whole cache).
 
     Returns:
         JSON-ready: the artifact's tokens, agreement and first divergence per reference,
@@ -92,7 +95,8 @@ def generation_parity(session: DecodeSession, references: Mapping[str, DecodeSes
         expected = generate(reference, prompt, new_tokens).tokens
         report["against"][name] = token_agreement(generated.tokens, expected)
     report["prefill_vs_decode"] = prefill_vs_decode(session, list(prompt) + generated.tokens)
-    if check_max_seq_len and "fp32" in references:
-        report["max_seq_len"] = at_max_seq_len(session, references["fp32"],
+    if max_seq_len_reference is not None and max_seq_len_reference in references:
+        report["max_seq_len"] = at_max_seq_len(session, references[max_seq_len_reference],
                                                list(prompt) + generated.tokens)
+        report["max_seq_len"]["reference"] = max_seq_len_reference
     return report

@@ -219,22 +219,30 @@ def test_pte_runs_in_executorch_llm_runner(tmp_path):
 # Qwen2 slow, as above: each Core ML export and parity run costs ~30 s on a shared 2-core host.
 @pytest.fixture(scope="module", params=["llama", pytest.param("qwen2", marks=pytest.mark.slow)])
 def coreml_exported(request, tmp_path_factory):
+    """The decode stage of `edgekit export --target ios --decode`, Core ML only: export,
+    generation parity in the emulator, speed."""
+    from dataclasses import replace
+
+    from edgekit.llm.stage import run_decode
+    from edgekit.targets import get_target
+
     root = tmp_path_factory.mktemp(f"coreml-decode-{request.param}")
     student = load(lively(request.param, root / "student"))
-    plan = quantize(student, "none")
-    (artifact,) = export_decode(student, plan, ("coreml",), root / "out", MAX_SEQ_LEN)
-    return student, plan, artifact
+    ios = replace(get_target("ios"), formats=("coreml",))
+    (entry,) = run_decode(student, quantize(student, "none"), [ios], root / "out", MAX_SEQ_LEN)
+    return student, entry, root / "out" / entry["path"]
 
 
 def test_coreml_decode_generation_parity(coreml_exported):
     """The fp32 package reproduces, token for token over 32 tokens, the eager student whose
-    keys/values of earlier calls are rounded to fp16 (Core ML states are fp16); agreement
-    with the plain fp32 student is reported beside it."""
-    student, plan, artifact = coreml_exported
-    assert artifact.path.suffix == ".mlpackage"
-    assert artifact.notes["compute_precision"] == "float32"
-    assert artifact.notes["states"] == 2 * 2  # keys and values of 2 layers
-    parity = decode_parity(artifact, student, plan, MAX_SEQ_LEN)
+    keys/values of earlier calls are read as fp16 (Core ML states are fp16); agreement with
+    the plain fp32 student is reported beside it."""
+    _, entry, path = coreml_exported
+    assert (entry["format"], path.suffix, entry["max_seq_len"]) == ("coreml", ".mlpackage",
+                                                                    MAX_SEQ_LEN)
+    assert entry["notes"]["compute_precision"] == "float32"
+    assert entry["notes"]["states"] == 2 * 2  # keys and values of 2 layers
+    parity = entry["parity"]
     assert parity["verdict"] == "pass", parity["reason"]
     assert (parity["emulated"], parity["precision"]) == (True, "fp32")
     assert parity["expected_reference"] == "fp32_fp16_state" and parity["tokens_judged"]
@@ -244,14 +252,20 @@ def test_coreml_decode_generation_parity(coreml_exported):
     assert parity["prefill_vs_decode"]["same_top1"]
     limit = parity["max_seq_len"]
     assert limit["overflow_refused"] and limit["last_slot_same_top1"]
+    assert limit["reference"] == "fp32_fp16_state"
+    assert limit["last_slot_max_abs_logit_diff"] < 1e-4
+    latency = entry["latency"]
+    assert latency["measured"]["status"] == "not_run"  # an emulator's speed is not Core ML's
+    assert latency["projected"]["label"] == "estimated"
+    assert (path.parent / "special_tokens.json").is_file()  # tokenizer files beside it
 
 
 def test_coreml_decode_logits_and_state(coreml_exported):
     """Logits match the fp16-state eager reference to fp32 rounding, prefill then decode; the
     state holds fp16 values for the fed positions and zeros after them, and persists until
     reset."""
-    student, _, artifact = coreml_exported
-    session = open_decoder(artifact.path)
+    student, _, path = coreml_exported
+    session = open_decoder(path)
     reference = EagerDecodeSession(student.module.model, MAX_SEQ_LEN, fp16_state=True)
     assert (session.max_seq_len, session.emulated) == (MAX_SEQ_LEN, True)
     for chunk in (PROMPT, [3], [77], [200]):
@@ -261,7 +275,7 @@ def test_coreml_decode_logits_and_state(coreml_exported):
     keys = next(v for k, v in states.items() if k.endswith("k_cache"))
     filled = len(PROMPT) + 3
     assert keys.shape == (1, 2, MAX_SEQ_LEN, 16)
-    assert np.abs(keys[:, :, :filled]).min(axis=-1).max() > 0
+    assert np.abs(keys[:, :, :filled]).max(axis=-1).min() > 0  # every fed position written
     assert not keys[:, :, filled:].any()
     assert np.array_equal(keys, keys.astype(np.float16).astype(np.float32))
     session.reset()
@@ -271,14 +285,13 @@ def test_coreml_decode_logits_and_state(coreml_exported):
 def test_coreml_generate_cli(coreml_exported, capsys):
     from edgekit.cli import main
 
-    student, _, artifact = coreml_exported
+    student, _, path = coreml_exported
     ids = ",".join(str(t) for t in PROMPT)
-    assert main(["generate", str(artifact.path), "--prompt-ids", ids, "--max-new-tokens", "6",
+    assert main(["generate", str(path), "--prompt-ids", ids, "--max-new-tokens", "6",
                  "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    eos = read_special_ids(artifact.path.parent).eos
+    eos = read_special_ids(path.parent).eos
     reference = EagerDecodeSession(student.module.model, MAX_SEQ_LEN, fp16_state=True)
     expected = generate(reference, PROMPT, 6, eos=eos)
     assert result["tokens"] == expected.tokens and result["emulated"] is True
     assert "Core ML emulator" in result["timings"]["label"]
-    assert (artifact.path.parent / "special_tokens.json").is_file()

@@ -97,3 +97,36 @@ def test_generate_cli_with_text_prompt(exported):
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert "Paris" in result["text"] and len(result["tokens"]) <= 24
+
+
+@pytest.fixture(scope="module")
+def coreml_int4(tmp_path_factory):
+    """The int4 SmolLM2 Core ML decode package (the decode stage alone: the .pte and ONNX
+    exports of the fixture above cover the rest of the CLI)."""
+    from edgekit.compress import quantize
+    from edgekit.llm.export import decode_parity, export_decode
+    from edgekit.model import load
+
+    student = load("smollm2-135m")
+    plan = quantize(student, "int4")
+    out = tmp_path_factory.mktemp("smollm2-coreml")
+    (artifact,) = export_decode(student, plan, ("coreml",), out, 512)
+    return artifact, decode_parity(artifact, student, plan, 512)
+
+
+def test_coreml_int4_generation_parity(coreml_int4):
+    artifact, parity = coreml_int4
+    assert parity["verdict"] == "pass", parity["reason"]
+    assert (parity["emulated"], parity["precision"]) == (True, "fp16")
+    assert not artifact.notes["plan"]["kept_float"]
+    assert parity["max_seq_len"]["overflow_refused"]
+
+
+def test_coreml_generate_cli_answers(coreml_int4):
+    artifact, _ = coreml_int4
+    done = run_cli("generate", str(artifact.path), "--prompt", QUESTION, "--chat",
+                   "--max-new-tokens", "24", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["emulated"] is True
+    assert "Paris" in result["text"] and coherent(result["text"]), result["text"]

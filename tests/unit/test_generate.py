@@ -99,3 +99,25 @@ def test_token_agreement():
     assert diverged["first_divergence"] == 2
     assert diverged["agreement"] == 0.75
     assert token_agreement([1, 2], [1, 2, 3])["first_divergence"] == 2
+
+
+def test_fp16_state_reference_rounds_only_what_earlier_calls_stored():
+    """The Core ML reference reads keys/values of earlier calls as fp16 (Core ML state) and
+    those of the current call as computed: one call is the plain student, a split is not."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from edgekit.llm.runners import EagerDecodeSession
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+        num_attention_heads=4, num_key_value_heads=2, initializer_range=0.3)).eval()
+    tokens = [3, 9, 27, 17, 51, 8]
+    plain = EagerDecodeSession(model, 16).feed(tokens)
+    reference = EagerDecodeSession(model, 16, fp16_state=True)
+    assert np.max(np.abs(reference.feed(tokens) - plain)) < 1e-5
+    reference.reset()
+    reference.feed(tokens[:4])
+    split = reference.feed(tokens[4:])
+    assert 0 < np.max(np.abs(split - plain)) < 1e-2
