@@ -52,7 +52,9 @@ def _generate(args: argparse.Namespace) -> int:
         raise EdgekitError(f"--temperature must be 0 or more, got {args.temperature}")
     if (args.prompt is None) == (args.prompt_ids is None):
         raise EdgekitError("give exactly one of --prompt TEXT or --prompt-ids 1,5,7")
-    folder = path if path.is_dir() else path.parent
+    # the tokenizer sits beside the artifact; a -genai folder holds its own (an .mlpackage is
+    # a folder too, but its tokenizer is beside it)
+    folder = path if path.is_dir() and path.suffix != ".mlpackage" else path.parent
     tokenizer = _tokenizer(folder) if args.prompt is not None else None
     if args.prompt is not None:
         if tokenizer is None:
