@@ -295,3 +295,6 @@ def test_coreml_generate_cli(coreml_exported, capsys):
     expected = generate(reference, PROMPT, 6, eos=eos)
     assert result["tokens"] == expected.tokens and result["emulated"] is True
     assert "Core ML emulator" in result["timings"]["label"]
+    # the tokenizer files are looked up beside the package, not inside it
+    assert main(["generate", str(path), "--prompt", "hello"]) == 2
+    assert f"{path.parent}: no tokenizer.json" in capsys.readouterr().err
