@@ -75,8 +75,8 @@ def run(config: Config, student: Student | None = None) -> dict[str, Any]:
             pruned = prune(student, prune_spec, calibration, config.prune.importance)
             with stage(f"quantization plan ({quant})"):
                 plan = quantize(pruned, quant, quant_settings(config, quant), calibration)
-            recipe = {"targets": [t.name for t in group], "quant": quant,
-                      "prune": prune_spec, "plan": plan.to_json()}
+            recipe: dict[str, Any] = {"targets": [t.name for t in group], "quant": quant,
+                                      "prune": prune_spec, "plan": plan.to_json()}
             if calibration is not None:
                 recipe["calibration"] = {"source": config.compress.calib or "built-in",
                                          "samples": len(calibration)}
