@@ -10,7 +10,8 @@ token, perplexity of the text, and weight bytes.
 
 Variants (each anchor at its default 4-bit settings, block/group 32):
 - edgekit int4: the plan `edgekit export --quant int4` emits (error-minimising scale search,
-  symmetric, g32, Linear + Embedding), evaluated in eager PyTorch with the plan's weights.
+  symmetric, g32, Linear + Embedding, the most sensitive layers at int8 per channel),
+  evaluated in eager PyTorch with the plan's weights; and variants of it.
 - edgekit rtn: the same layout with round-to-nearest scales (the baseline of the search).
 - torchao 8da4w: Int8DynamicActivationIntxWeightConfig(int4, PerGroup(32)) on every Linear,
   the ExecuTorch/XNNPACK default path, eager.
@@ -176,14 +177,14 @@ def main() -> int:
     calibration = calibration_inputs(student, None, 16)  # edgekit's corpus, not the eval text
     default = SCHEMES["int4"]
     builds = {
-        "edgekit int4 (default: gptq + int8 mixed precision)":
+        "edgekit int4 (default: search + int8 mixed precision)":
             lambda: edgekit_variant(student, default, calibration),
         "edgekit int4, whole byte budget (error_budget 0)": lambda: edgekit_variant(
             student, replace(default, error_budget=0.0), calibration),
-        "edgekit int4 gptq, no mixed precision": lambda: edgekit_variant(
-            student, replace(default, mixed_precision=False), calibration),
-        "edgekit int4 search (no calibration)": lambda: edgekit_variant(
-            student, replace(default, method="search", mixed_precision=False), None),
+        "edgekit int4 gptq + int8 mixed precision": lambda: edgekit_variant(
+            student, replace(default, method="gptq"), calibration),
+        "edgekit int4 search, no mixed precision": lambda: edgekit_variant(
+            student, replace(default, mixed_precision=False), None),
         "edgekit rtn": lambda: edgekit_variant(
             student, replace(default, method="rtn", mixed_precision=False), None),
         "torchao 8da4w g32": lambda: torchao_variant(student),

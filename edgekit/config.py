@@ -43,7 +43,7 @@ class CompressConfig:
 class QuantizeConfig:
     """`[quantize]`: how the plan is computed; unset fields take the scheme's defaults."""
 
-    method: str | None = None  # rtn | search | gptq (default gptq for int4, search for int8)
+    method: str | None = None  # rtn | search | gptq (default search)
     group_size: int | None = None  # 32 (int4 default), 64, 128, or 0 for per channel
     symmetric: bool | None = None  # false: unsigned codes with zero points
     embeddings: bool | None = None  # quantize embedding tables too (default true)
