@@ -19,6 +19,7 @@ that stores sparse weights (Core ML) turns them into fewer bytes, and no speed-u
 
 from __future__ import annotations
 
+import collections
 import copy
 import dataclasses
 from collections.abc import Iterator
@@ -219,8 +220,7 @@ def _layer_parent(module: nn.Module) -> tuple[nn.Module, str] | None:
 
 def _run(student: Student, module: nn.Module, inputs: list[dict[str, np.ndarray]]) -> None:
     """Run the calibration inputs through `module` (hooks collect what they need)."""
-    for _ in forward_all(student, inputs, module):
-        pass
+    collections.deque(forward_all(student, inputs, module), maxlen=0)  # outputs unused
 
 
 class _Inputs:
