@@ -274,8 +274,9 @@ def _latency(artifact: Artifact, device: DeviceProfile, program: Any, plan: dict
              costs: dict[str, Any]) -> dict[str, Any]:
     """Measured-on-host and projected latency of one artifact for one device, kept apart."""
     from edgekit.runtimes.limits import limits_for, over_budget
+    from edgekit.validate.artifacts import cost_for_artifact
     from edgekit.validate.latency import measure_latency
-    from edgekit.validate.project import cost_for_artifact, project
+    from edgekit.validate.project import project
 
     limits = limits_for(device)
     key = (artifact.format, limits.threads)

@@ -34,8 +34,9 @@ def _bench(args: argparse.Namespace) -> int:
     from edgekit.errors import EdgekitError
     from edgekit.runtimes.limits import limits_for, over_budget
     from edgekit.targets import get_device
+    from edgekit.validate.artifacts import cost_for_artifact
     from edgekit.validate.latency import inputs_for, measure_latency
-    from edgekit.validate.project import cost_for_artifact, project
+    from edgekit.validate.project import project
 
     if args.iterations < 1:
         raise EdgekitError(f"--iterations must be at least 1, got {args.iterations}")

@@ -27,7 +27,7 @@ METHODS: dict[str, Callable[..., QuantizedWeight]] = {
     "search": quantize_search,
 }
 # gptq needs each layer's input Hessian from calibration data; layers without one (embedding
-# tables) fall back to search.
+# tables) fall back to search. With calibration data, search weighs errors by that Hessian.
 ALL_METHODS = (*METHODS, "gptq")
 
 
@@ -90,7 +90,8 @@ def find_layers(module: nn.Module) -> list[tuple[tuple[str, ...], nn.Module]]:
 
 def plan_layer(names: tuple[str, ...], layer: nn.Module, settings: QuantSettings,
                hessian: torch.Tensor | None = None) -> LayerPlan:
-    """Quantize one layer's weight under `settings` (GPTQ when given the input Hessian)."""
+    """Quantize one layer's weight under `settings`. Given the layer's input Hessian, GPTQ
+    uses it, and the search weighs each group's error by it (grouped layouts only)."""
     parameter = layer.weight
     assert isinstance(parameter, torch.Tensor)
     weight = parameter.detach().float()
@@ -105,9 +106,13 @@ def plan_layer(names: tuple[str, ...], layer: nn.Module, settings: QuantSettings
     if weight.shape[1] % group:
         return LayerPlan(names, kind, shape, "float", None,
                          f"in_features {weight.shape[1]} not a multiple of group {group}")
+    weighted = ""
     if settings.method == "gptq" and hessian is not None:
         method = "gptq"
         quantized = quantize_gptq(weight, hessian, bits, group, settings.symmetric)
+    elif settings.method != "rtn" and hessian is not None and settings.group_size:
+        method, weighted = "search", ", activation-weighted"
+        quantized = quantize_search(weight, bits, group, settings.symmetric, hessian=hessian)
     else:
         method = "search" if settings.method == "gptq" else settings.method
         quantized = METHODS[method](weight, bits, group, settings.symmetric)
@@ -117,7 +122,7 @@ def plan_layer(names: tuple[str, ...], layer: nn.Module, settings: QuantSettings
         quantized = dataclasses.replace(quantized,
                                         scales=quantized.scales.to(torch.bfloat16).float())
     layout = f"g{group}" if settings.group_size else "per channel"
-    return LayerPlan(names, kind, shape, f"int{bits}", quantized, f"{method} {layout}",
+    return LayerPlan(names, kind, shape, f"int{bits}", quantized, f"{method} {layout}{weighted}",
                      weight_sqnr(weight, quantized.dequantize()))
 
 

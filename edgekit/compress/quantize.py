@@ -105,7 +105,8 @@ def settings_for(scheme: str, **changes: Any) -> QuantSettings:
 
 
 def quantize(student: Student, scheme: str, settings: QuantSettings | None = None,
-             calibration: list[dict[str, np.ndarray]] | None = None) -> QuantPlan:
+             calibration: list[dict[str, np.ndarray]] | None = None,
+             sensitivity: dict[str, float] | None = None) -> QuantPlan:
     """Compute the quantization plan for `student`.
 
     Args:
@@ -114,6 +115,9 @@ def quantize(student: Student, scheme: str, settings: QuantSettings | None = Non
         settings: how to quantize; default: the scheme's settings (SCHEMES).
         calibration: input sets for GPTQ and the sensitivity pass; without them the plan
             uses the search method and no mixed precision.
+        sensitivity: per-layer sensitivities an earlier plan of the same student and
+            settings measured (its layers' `sensitivity`): mixed precision re-chooses under
+            this plan's budgets without measuring again.
 
     Returns:
         The plan every exporter emits; its `weights` hold each planned layer's fp32 weight,
@@ -125,7 +129,7 @@ def quantize(student: Student, scheme: str, settings: QuantSettings | None = Non
     settings = settings or SCHEMES[scheme]
     found = find_layers(student.module)
     hessians = {}
-    if settings.method == "gptq" and calibration:
+    if settings.method != "rtn" and calibration:
         from edgekit.compress.sensitivity import collect_hessians
 
         hessians = collect_hessians(student, found, calibration)
@@ -135,7 +139,8 @@ def quantize(student: Student, scheme: str, settings: QuantSettings | None = Non
     if settings.mixed_precision and settings.bits < 8 and calibration:
         with stage("mixed precision: sensitivity of each layer at 4 bits"):
             layers, mixed = _mixed_precision(student, found, layers, settings,
-                                             calibration[:SENSITIVITY_SAMPLES], hessians)
+                                             calibration[:SENSITIVITY_SAMPLES], hessians,
+                                             sensitivity)
     weights = {names[0]: module.get_parameter("weight").detach().float().numpy()
                for names, module in found}
     return QuantPlan(scheme=scheme, layers=tuple(layers), settings=settings, weights=weights,
@@ -156,22 +161,21 @@ def bits_per_weight(layers: tuple[LayerPlan, ...] | list[LayerPlan]) -> float:
 
 def _mixed_precision(student: Student, found: list[tuple[tuple[str, ...], nn.Module]],
                      layers: list[LayerPlan], settings: QuantSettings,
-                     calibration: list[dict[str, np.ndarray]],
-                     hessians: dict[str, Any]) -> tuple[list[LayerPlan], dict[str, Any]]:
+                     calibration: list[dict[str, np.ndarray]], hessians: dict[str, Any],
+                     known: dict[str, float] | None = None
+                     ) -> tuple[list[LayerPlan], dict[str, Any]]:
     """Promote the most sensitive 4-bit layers to int8 per channel within the budgets.
 
     Every planned layer is ranked by its own output noise on calibration activations; the
-    top quarter (at least 8) is then measured on the whole model, which decides."""
-    from edgekit.compress.sensitivity import layer_sensitivity, output_noise
-
+    top quarter (at least 8) is then measured on the whole model, which decides. `known`
+    sensitivities skip both steps."""
     modules = {names[0]: module for names, module in found}
     planned = [layer for layer in layers if layer.weight is not None]
-    noise = {layer.names[0]: output_noise(layer, modules[layer.names[0]].get_parameter(
-        "weight"), hessians.get(layer.names[0])) for layer in planned}
-    count = max(8, int(len(planned) * MEASURED_FRACTION))
-    chosen = set(sorted(noise, key=noise.get, reverse=True)[:count])  # type: ignore[arg-type]
-    sensitivity = layer_sensitivity(student, [p for p in planned if p.names[0] in chosen],
-                                    calibration)
+    if known:
+        names = {layer.names[0] for layer in planned}
+        sensitivity = {name: value for name, value in known.items() if name in names}
+    else:
+        sensitivity = _measure(student, planned, modules, calibration, hessians)
     int8 = dataclasses.replace(settings, bits=8, group_size=0, method="search")
     base = plan_bytes(layers)
     total = sum(sensitivity.values())
@@ -216,3 +220,18 @@ def _mixed_precision(student: Student, found: list[tuple[tuple[str, ...], nn.Mod
                "error_budget": settings.error_budget,
                "max_extra_bytes": settings.max_extra_bytes}
     return out, summary
+
+
+def _measure(student: Student, planned: list[LayerPlan], modules: dict[str, nn.Module],
+             calibration: list[dict[str, np.ndarray]], hessians: dict[str, Any]
+             ) -> dict[str, float]:
+    """Whole-model sensitivity of the layers whose own output noise ranks in the top
+    MEASURED_FRACTION (at least 8)."""
+    from edgekit.compress.sensitivity import layer_sensitivity, output_noise
+
+    noise = {layer.names[0]: output_noise(layer, modules[layer.names[0]].get_parameter(
+        "weight"), hessians.get(layer.names[0])) for layer in planned}
+    count = max(8, int(len(planned) * MEASURED_FRACTION))
+    chosen = set(sorted(noise, key=noise.get, reverse=True)[:count])  # type: ignore[arg-type]
+    return layer_sensitivity(student, [p for p in planned if p.names[0] in chosen],
+                             calibration)

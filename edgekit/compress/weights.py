@@ -90,12 +90,19 @@ def quantize_rtn(weight: torch.Tensor, bits: int, group_size: int,
 
 
 def quantize_search(weight: torch.Tensor, bits: int, group_size: int, symmetric: bool = True,
-                    ratios: int = 24) -> QuantizedWeight:
+                    ratios: int = 24, hessian: torch.Tensor | None = None,
+                    damp: float = 0.01) -> QuantizedWeight:
     """Per group, pick the clipping ratio whose codes reconstruct the weights best (least
     squares), then refit the scale to those codes: an HQQ-style error-minimising search.
 
-    All ratios are tried at once on chunks of rows (a few million values at a time)."""
+    With the layer's input Hessian H = X^T X (calibration activations), "best" is the
+    group's own output error e^T H_g e, H_g its diagonal block (damped by `damp` times its
+    mean diagonal), instead of |e|^2: activation-aware, but fitted per group of
+    `group_size` inputs only, so it cannot overfit a small corpus the way GPTQ's
+    cross-column updates do. All ratios are tried at once on chunks of rows (a few million
+    values at a time)."""
     grouped = _groups(weight, group_size)
+    blocks = None if hessian is None else _diagonal_blocks(hessian, group_size, damp)
     lo, hi = code_range(bits, symmetric)
     candidates = torch.linspace(0.5, 1.0, ratios)[:, None, None]
     per_row = ratios * grouped.shape[1] * grouped.shape[2]
@@ -105,13 +112,16 @@ def quantize_search(weight: torch.Tensor, bits: int, group_size: int, symmetric:
         scale, zero = _affine_params(rows[None], candidates, bits, symmetric)  # [R, r, g]
         codes = _encode(rows[None], scale, zero, lo, hi)
         if symmetric:
-            # least-squares scale for these codes: argmin_s |w - s q|^2
-            numerator = (rows[None] * codes).sum(-1)
-            denominator = (codes * codes).sum(-1).clamp(min=1e-12)
+            # least-squares scale for these codes: argmin_s |w - s q|^2_H
+            weighted = codes if blocks is None else _times(codes, blocks)
+            numerator = (rows[None] * weighted).sum(-1)
+            denominator = (codes * weighted).sum(-1).clamp(min=1e-12)
             scale = torch.where(numerator > 0, numerator / denominator, scale)
             codes = _encode(rows[None], scale, None, lo, hi)
-        recon = (codes - (zero[..., None] if zero is not None else 0)) * scale[..., None]
-        best = ((rows[None] - recon) ** 2).sum(-1).argmin(0, keepdim=True)  # first on ties
+        error = rows[None] - (codes - (zero[..., None] if zero is not None else 0)
+                              ) * scale[..., None]
+        loss = error if blocks is None else _times(error, blocks)
+        best = (error * loss).sum(-1).argmin(0, keepdim=True)  # first on ties
         scales.append(scale.gather(0, best)[0])
         if zero is not None:
             zeros.append(zero.gather(0, best)[0])
@@ -119,6 +129,22 @@ def quantize_search(weight: torch.Tensor, bits: int, group_size: int, symmetric:
     best_zero = torch.cat(zeros) if zeros else None
     codes = _encode(grouped, best_scale, best_zero, lo, hi)
     return _pack(codes, best_scale, best_zero, bits, group_size)
+
+
+def _diagonal_blocks(hessian: torch.Tensor, group_size: int, damp: float) -> torch.Tensor:
+    """[groups, g, g]: the Hessian's diagonal blocks, each damped by `damp` x its mean
+    diagonal and normalised to mean diagonal 1."""
+    groups = hessian.shape[0] // group_size
+    h = hessian.float().reshape(groups, group_size, groups, group_size)
+    blocks = h[torch.arange(groups), :, torch.arange(groups), :]  # [groups, g, g]
+    mean = blocks.diagonal(dim1=1, dim2=2).mean(-1).clamp(min=1e-12)[:, None, None]
+    eye = torch.eye(group_size)[None]
+    return blocks / mean + damp * eye
+
+
+def _times(values: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
+    """values [..., groups, g] times each group's block: [..., groups, g]."""
+    return torch.einsum("...gi,gij->...gj", values, blocks)
 
 
 _SEARCH_CHUNK = 1 << 23  # values per chunk of the ratio search (x ratios), ~32 MB of fp32

@@ -23,15 +23,8 @@ from edgekit.errors import EdgekitError
 from edgekit.llm.decode import DecoderShape, decoder_shape
 from edgekit.model.student import Student
 from edgekit.targets import DeviceProfile
-from edgekit.validate.project import (
-    GraphCost,
-    OpCost,
-    export_recipe,
-    export_student,
-    loaded_student,
-    project,
-    stored_weights,
-)
+from edgekit.validate.artifacts import export_recipe, export_student, loaded_student
+from edgekit.validate.project import GraphCost, OpCost, project, stored_weights
 
 PROMPT_TOKENS = 64  # the prompt `edgekit bench` times and projects (fewer when the cache is short)
 NEW_TOKENS = 32

@@ -173,7 +173,8 @@ def int4_llama(student_dir, tmp_path_factory):
 
 
 def test_quantized_pte_counts_the_plans_stored_bytes(int4_llama):
-    from edgekit.validate.project import cost_for_artifact, stored_weights
+    from edgekit.validate.artifacts import cost_for_artifact
+    from edgekit.validate.project import stored_weights
 
     plan, program, onnx_path = int4_llama
     fp32 = count_program(program)
