@@ -40,6 +40,8 @@ import numpy as np
 import torch
 
 from edgekit.compress import quantize
+from edgekit.compress.calib import calibration_inputs
+from edgekit.config import QuantizeConfig
 from edgekit.console import import_backend, quiet
 from edgekit.llm.decode import hf_model
 from edgekit.llm.export import export_decode
@@ -127,7 +129,9 @@ def matmul_gflops(threads: int) -> float:
 def export_edgekit(work: Path, student: Any, max_seq_len: int,
                    pte: Path | None) -> tuple[Path, Path, Any]:
     plan_start = time.perf_counter()
-    plan = quantize(student, "int4")
+    # the plan `edgekit export --quant int4` computes: calibrated on the built-in corpus
+    calibration = calibration_inputs(student, None, QuantizeConfig().calib_samples)
+    plan = quantize(student, "int4", calibration=calibration)
     print(f"plan: {time.perf_counter() - plan_start:.0f} s", file=sys.stderr)
     folder = work / "edgekit"
     pte = pte or folder / f"{student.name}.pte"

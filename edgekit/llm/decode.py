@@ -30,6 +30,12 @@ from torch import nn
 
 from edgekit.console import import_backend
 from edgekit.errors import ExportError
+from edgekit.llm.xnnpack_forms import (
+    modeling_modules,
+    rmsnorm_by_matmul,
+    rope_by_matmul,
+    rotation_matrix,
+)
 from edgekit.model.student import Student
 from edgekit.model.tasks import MASK_VALUE
 
@@ -174,6 +180,13 @@ class ExecuTorchDecoder(nn.Module):
         self.model = _with_caches(
             hf_model(student), lambda: CustomOpCache(max_seq_len, shape.kv_heads, shape.head_dim))
         self.caches = [m for m in self.model.modules() if isinstance(m, CustomOpCache)]
+        # XNNPACK-friendly RMSNorm and RoPE: fewer, larger delegated subgraphs per token
+        self.rewritten_norms = rmsnorm_by_matmul(self.model)
+        self.rope_sources = modeling_modules(self.model)
+        self.rope_rotations = nn.Module()  # one R per rotate_half call: queries and keys
+        for index in range(2 * shape.layers if self.rope_sources else 0):
+            self.rope_rotations.register_buffer(str(index), rotation_matrix(shape.head_dim),
+                                                persistent=False)
 
     def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
         length = tokens.shape[1]
@@ -183,8 +196,9 @@ class ExecuTorchDecoder(nn.Module):
         for cache in self.caches:
             cache.start_pos = start
         positions = (torch.arange(length, dtype=torch.long) + input_pos[0])[None]
-        out = self.model(input_ids=tokens, position_ids=positions, use_cache=False,
-                         logits_to_keep=1)
+        with rope_by_matmul(self.rope_sources, list(self.rope_rotations.buffers())):
+            out = self.model(input_ids=tokens, position_ids=positions, use_cache=False,
+                             logits_to_keep=1)
         return out.logits[:, -1, :]
 
 
