@@ -129,7 +129,9 @@ def quantize(student: Student, scheme: str, settings: QuantSettings | None = Non
     settings = settings or SCHEMES[scheme]
     found = find_layers(student.module)
     hessians = {}
-    if settings.method != "rtn" and calibration:
+    # GPTQ and the grouped search use each layer's input Hessian; per-channel plans do not
+    if calibration and (settings.method == "gptq"
+                        or (settings.method == "search" and settings.group_size)):
         from edgekit.compress.sensitivity import collect_hessians
 
         hessians = collect_hessians(student, found, calibration)

@@ -97,10 +97,10 @@ def quantize_search(weight: torch.Tensor, bits: int, group_size: int, symmetric:
 
     With the layer's input Hessian H = X^T X (calibration activations), "best" is the
     group's own output error e^T H_g e, H_g its diagonal block (damped by `damp` times its
-    mean diagonal), instead of |e|^2: activation-aware, but fitted per group of
-    `group_size` inputs only, so it cannot overfit a small corpus the way GPTQ's
-    cross-column updates do. All ratios are tried at once on chunks of rows (a few million
-    values at a time)."""
+    mean diagonal), instead of |e|^2: activation-aware, but one clip ratio per group, far
+    fewer free choices than GPTQ's cross-column updates (on SmolLM2 it did not overfit the
+    built-in corpus where GPTQ did; docs/benchmarks.md). All ratios are tried at once on
+    chunks of rows (a few million values at a time)."""
     grouped = _groups(weight, group_size)
     blocks = None if hessian is None else _diagonal_blocks(hessian, group_size, damp)
     lo, hi = code_range(bits, symmetric)

@@ -181,7 +181,7 @@ class ExecuTorchDecoder(nn.Module):
             hf_model(student), lambda: CustomOpCache(max_seq_len, shape.kv_heads, shape.head_dim))
         self.caches = [m for m in self.model.modules() if isinstance(m, CustomOpCache)]
         # XNNPACK-friendly RMSNorm and RoPE: fewer, larger delegated subgraphs per token
-        self.rewritten_norms = rmsnorm_by_matmul(self.model)
+        rmsnorm_by_matmul(self.model)
         self.rope_sources = modeling_modules(self.model)
         self.rope_rotations = nn.Module()  # one R per rotate_half call: queries and keys
         for index in range(2 * shape.layers if self.rope_sources else 0):

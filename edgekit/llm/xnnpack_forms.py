@@ -26,9 +26,8 @@ import torch
 from torch import nn
 
 
-def rmsnorm_by_matmul(model: nn.Module) -> int:
-    """Rewrite each RMSNorm of `model` in place whose matmul form matches it; the count."""
-    rewritten = 0
+def rmsnorm_by_matmul(model: nn.Module) -> None:
+    """Rewrite each RMSNorm of `model` in place whose matmul form matches it."""
     for module in model.modules():
         weight = getattr(module, "weight", None)
         eps = getattr(module, "variance_epsilon", None)
@@ -44,10 +43,8 @@ def rmsnorm_by_matmul(model: nn.Module) -> int:
             actual = _rmsnorm(module, probe)
         if torch.allclose(actual, expected, rtol=1e-5, atol=1e-5):
             module.forward = types.MethodType(_rmsnorm, module)  # type: ignore[method-assign]
-            rewritten += 1
         else:
             del module.mean_vector
-    return rewritten
 
 
 def _rmsnorm(self: Any, hidden: torch.Tensor) -> torch.Tensor:
