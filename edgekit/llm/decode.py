@@ -182,9 +182,10 @@ class ExecuTorchDecoder(nn.Module):
         self.caches = [m for m in self.model.modules() if isinstance(m, CustomOpCache)]
         # XNNPACK-friendly RMSNorm and RoPE: fewer, larger delegated subgraphs per token
         rmsnorm_by_matmul(self.model)
-        self.rope_sources = modeling_modules(self.model)
+        # Python modules are not held as attributes: the wrapper must stay deep-copyable
+        # (quantized_module copies it before swapping in the plan's tensors)
         self.rope_rotations = nn.Module()  # one R per rotate_half call: queries and keys
-        for index in range(2 * shape.layers if self.rope_sources else 0):
+        for index in range(2 * shape.layers if modeling_modules(self.model) else 0):
             self.rope_rotations.register_buffer(str(index), rotation_matrix(shape.head_dim),
                                                 persistent=False)
 
@@ -196,7 +197,7 @@ class ExecuTorchDecoder(nn.Module):
         for cache in self.caches:
             cache.start_pos = start
         positions = (torch.arange(length, dtype=torch.long) + input_pos[0])[None]
-        with rope_by_matmul(self.rope_sources, list(self.rope_rotations.buffers())):
+        with rope_by_matmul(modeling_modules(self.model), list(self.rope_rotations.buffers())):
             out = self.model(input_ids=tokens, position_ids=positions, use_cache=False,
                              logits_to_keep=1)
         return out.logits[:, -1, :]
