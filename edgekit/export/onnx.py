@@ -62,6 +62,8 @@ def lower(program: torch.export.ExportedProgram, student: Student, dest: Path, *
     notes: dict[str, Any] = {"opset": _OPSET}
     if plan is not None and plan.quantized:
         notes["plan"] = quant_notes
+        if "substituted" in quant_notes:  # reported beside ExecuTorch's and Core ML's
+            notes["substituted"] = quant_notes.pop("substituted")
     notes["mobile_usability"] = mobile_usability(dest)
     return notes
 

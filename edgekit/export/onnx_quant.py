@@ -201,7 +201,15 @@ def apply_plan(model: onnx.ModelProto, layers: list[LayerPlan],
         model.opset_import.append(helper.make_opsetid(_MS, 1))
     missed = {layer.names[0]: "no MatMul/Gather on this weight in the ONNX graph"
               for layer in layers if layer.weight is not None and layer.names[0] not in emitted}
-    return {"quantized_ops": emitted, "kept_float": missed}
+    notes: dict[str, Any] = {"quantized_ops": emitted, "kept_float": missed}
+    if any(flip for _, flip in dequantized.values()):
+        notes["substituted"] = [DQ_MATMUL_NOTE]
+    return notes
+
+
+DQ_MATMUL_NOTE = ("int8 per-channel layers are DequantizeLinear -> MatMul, which ONNX Runtime "
+                  "fuses into MatMulNBits with int8 activations at its default optimisation "
+                  "level: those layers do not run the plan's float activations exactly")
 
 
 def _planned_layer(node: onnx.NodeProto, inits: dict[str, TensorProto],

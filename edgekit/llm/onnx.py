@@ -112,6 +112,8 @@ def lower_decoder(student: Student, plan: QuantPlan, folder: Path, max_seq_len: 
                                      "outputs": outputs[:1] + ["present..."]}
             if plan.quantized:
                 notes["plan"] = onnx_quant.apply_plan(model, list(plan.layers), plan.weights)
+                if "substituted" in notes["plan"]:  # decode parity then reports, not judges
+                    notes["substituted"] = notes["plan"].pop("substituted")
             onnx.save(model, str(partial))
     except Exception as exc:  # torch.onnx raises many types; the first line names the op
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]

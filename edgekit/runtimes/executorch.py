@@ -22,6 +22,9 @@ class ExecuTorchSession:
         threads: int | None = None,
     ) -> None:
         runtime = import_backend("executorch.runtime")
+        # 4-bit and 8-bit embeddings run as quantized_decomposed::embedding_{4bit,byte}
+        # outside the delegate: without their kernels the method fails to load (0x14)
+        import_backend("executorch.kernels.quantized")
         if threads:
             # XNNPACK's threadpool is process-wide in the bindings.
             bindings = import_backend("executorch.extension.pybindings.portable_lib")

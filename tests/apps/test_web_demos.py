@@ -27,7 +27,7 @@ def web_bundles(web_ready, student_dir, tmp_path_factory) -> dict[str, Path]:
         out = root / f"out-{kind}"
         edgekit.run(edgekit.load_config(overrides=[
             f"model.path='{student_dir(kind)}'", "export.targets=['web']", f"export.out='{out}'",
-            "validate.samples=1"]))
+            "validate.samples=1", "compress.quant='none'"]))
         make_bundle(out, "web", root / kind)
         made[kind] = root / kind
     return made

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import run_cli
+from helpers import read_report, run_cli
 
 import edgekit
 from edgekit.config import load_config
@@ -54,7 +54,7 @@ def test_pt2_student_through_the_cli(tmp_path: Path):
     torch.export.save(program, tmp_path / "cnn.pt2")
     out = tmp_path / "out"
     result = run_cli("export", "--model", str(tmp_path / "cnn.pt2"), "--target", "web",
-                     "--out", str(out))
+                     "--quant", "none", "--out", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())
     (artifact,) = report["artifacts"]
@@ -68,7 +68,7 @@ def test_real_inputs_from_npz_are_used_for_parity(student_dir, tmp_path: Path):
     np.savez(tmp_path / "in.npz", input_ids=ids)
     out = tmp_path / "out"
     result = run_cli("export", "--model", str(student_dir("qwen2")), "--target", "web",
-                     "--inputs", str(tmp_path / "in.npz"), "--out", str(out))
+                     "--inputs", str(tmp_path / "in.npz"), "--quant", "none", "--out", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())
     assert report["parity_inputs"] == {"kind": "file", "source": str(tmp_path / "in.npz"),
@@ -98,7 +98,7 @@ def test_encoder_heads_export(task: str, tmp_path: Path):
     model_class(config).eval().save_pretrained(tmp_path / "student")
     out = tmp_path / "out"
     result = run_cli("export", "--model", str(tmp_path / "student"), "--target", "web",
-                     "--out", str(out))
+                     "--quant", "none", "--out", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())
     assert report["model"]["task"] == task
@@ -113,6 +113,9 @@ def test_default_out_folder_is_named_after_the_student(student_dir, tmp_path: Pa
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "edgekit-out" / "tiny-llama" / "web" / "tiny-llama.onnx").is_file()
     assert "1 passed, 0 failed, 0 not run" in result.stdout
+    # targets quantize to 4 bits unless told otherwise
+    (artifact,) = read_report(tmp_path / "edgekit-out" / "tiny-llama")["artifacts"]
+    assert artifact["quant"] == "int4"
 
 
 def test_sharded_safetensors_folder(tmp_path: Path):

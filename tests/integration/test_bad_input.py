@@ -82,12 +82,12 @@ def test_existing_non_empty_out_needs_force(student_dir, tmp_path: Path):
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     result = run_cli("export", "--model", str(student_dir("llama")), "--out", str(out),
-                     "--target", "web")
+                     "--target", "web", "--quant", "none")
     assert result.returncode == 2
     assert "output folder is not empty; pass --force" in result.stderr
     assert (out / "keep.txt").read_text() == "mine"
     forced = run_cli("export", "--model", str(student_dir("llama")), "--out", str(out),
-                     "--target", "web", "--force")
+                     "--target", "web", "--quant", "none", "--force")
     assert forced.returncode == 0, forced.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md", "web"]
 

@@ -14,7 +14,7 @@ from helpers import read_report, run_cli
 def android_export(student_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bench") / "llama"
     result = run_cli("export", "--model", str(student_dir("llama")), "--target", "android",
-                     "--decode", "--max-seq-len", "96", "--out", str(out))
+                     "--decode", "--max-seq-len", "96", "--quant", "none", "--out", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 

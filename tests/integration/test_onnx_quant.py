@@ -45,7 +45,7 @@ def test_onnx_runtime_reproduces_the_eager_quantized_student(llama, symmetric: b
     weights = {names[0]: module.weight.detach().numpy() for names, module in found}
     model = onnx.load(folder / "fp32.onnx")
     notes = emit_onnx(model, plans, weights)
-    assert notes["kept_float"] == {}
+    assert notes["kept_float"] == {} and "substituted" not in notes  # float activations
     tied = notes["quantized_ops"]["model.model.embed_tokens"]
     assert sorted(tied) == ["GatherBlockQuantized", "MatMulNBits"]  # embedding + tied lm_head
     assert sum(ops == ["MatMulNBits"] for ops in notes["quantized_ops"].values()) == 14
@@ -108,6 +108,7 @@ def test_int8_per_channel_over_a_width_matmulnbits_cannot_block(tmp_path):
     notes = emit_onnx(model, plans, weights)
     assert notes["kept_float"] == {}
     assert {op for ops in notes["quantized_ops"].values() for op in ops} == {"DequantizeLinear"}
+    assert "int8 activations" in notes["substituted"][0]  # ORT's fusion, reported (below)
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     assert not any(a.dtype == np.float32 and a.size >= 48 * 48 for a in inits.values())
     by_name = {p.names[0]: p for p in plans}

@@ -46,6 +46,9 @@ def test_int4_artifacts_are_a_fifth_of_fp32_and_keep_parity(heavy: Path, tmp_pat
         ["GatherBlockQuantized", "MatMulNBits"]
     coreml = next(a for a in int4["artifacts"] if a["format"] == "coreml")
     assert coreml["notes"]["plan"]["kept_float"] == {}
+    # a fresh process (no exporter imported) loads and runs every 4-bit artifact again
+    again = run_cli("validate", str(tmp_path / "int4"))
+    assert again.returncode == 0, again.stderr[-3000:]
 
 
 def test_int8_keeps_closer_parity_than_int4(heavy: Path, tmp_path: Path):

@@ -16,7 +16,10 @@ def test_every_shipped_target_file_loads():
     for target in targets.values():
         assert target.formats and set(target.formats) <= set(FORMATS)
         assert target.device
-        assert target.tolerance(target.quant).max_rel is not None
+        assert target.quant == "int4"  # 4-bit unless --quant says otherwise
+        tolerance = target.tolerance(target.quant)
+        assert tolerance.cosine_min is not None and tolerance.top1_min is not None
+        assert target.tolerance("none").max_rel is not None
 
 
 def test_target_formats_are_as_documented():
