@@ -30,12 +30,6 @@ from torch import nn
 
 from edgekit.console import import_backend
 from edgekit.errors import ExportError
-from edgekit.llm.xnnpack_forms import (
-    modeling_modules,
-    rmsnorm_by_matmul,
-    rope_by_matmul,
-    rotation_matrix,
-)
 from edgekit.model.student import Student
 from edgekit.model.tasks import MASK_VALUE
 
@@ -180,14 +174,6 @@ class ExecuTorchDecoder(nn.Module):
         self.model = _with_caches(
             hf_model(student), lambda: CustomOpCache(max_seq_len, shape.kv_heads, shape.head_dim))
         self.caches = [m for m in self.model.modules() if isinstance(m, CustomOpCache)]
-        # XNNPACK-friendly RMSNorm and RoPE: fewer, larger delegated subgraphs per token
-        rmsnorm_by_matmul(self.model)
-        # Python modules are not held as attributes: the wrapper must stay deep-copyable
-        # (quantized_module copies it before swapping in the plan's tensors)
-        self.rope_rotations = nn.Module()  # one R per rotate_half call: queries and keys
-        for index in range(2 * shape.layers if modeling_modules(self.model) else 0):
-            self.rope_rotations.register_buffer(str(index), rotation_matrix(shape.head_dim),
-                                                persistent=False)
 
     def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
         length = tokens.shape[1]
@@ -197,9 +183,8 @@ class ExecuTorchDecoder(nn.Module):
         for cache in self.caches:
             cache.start_pos = start
         positions = (torch.arange(length, dtype=torch.long) + input_pos[0])[None]
-        with rope_by_matmul(modeling_modules(self.model), list(self.rope_rotations.buffers())):
-            out = self.model(input_ids=tokens, position_ids=positions, use_cache=False,
-                             logits_to_keep=1)
+        out = self.model(input_ids=tokens, position_ids=positions, use_cache=False,
+                         logits_to_keep=1)
         return out.logits[:, -1, :]
 
 
