@@ -4,7 +4,12 @@ The fp32 graph's weight initializers are matched to the plan's layers by value (
 folds `weight.T` into anonymous initializers, so names do not survive), then:
 
 - MatMul(x, W.T)  ->  com.microsoft MatMulNBits(x, codes, scales[, zero_points]),
-  block_size = the plan's group size, float activations (accuracy_level unset);
+  block_size = the plan's group size, float activations (accuracy_level unset); a
+  per-channel weight over a width that is not a power of two (int8 over 576 inputs) in
+  blocks of a power of two dividing the width, each repeating its row's scale;
+- where no such block exists, or for a Gather of such a table, DequantizeLinear of the codes
+  replaces the initializer (ORT fuses DequantizeLinear -> MatMul with int8 activations:
+  reported as substituted);
 - Gather(W, ids)  ->  com.microsoft GatherBlockQuantized(codes, ids, scales[, zero_points]).
 
 Codes and scales are the plan's own, re-packed; nothing is re-quantized. Layers the graph
@@ -96,6 +101,23 @@ def gather_block_quantized(ids: str, out: str, name: str, weight: QuantizedWeigh
                             quantize_axis=1, block_size=weight.group_size, bits=weight.bits)
 
 
+def reblocked(weight: QuantizedWeight) -> QuantizedWeight | None:
+    """A per-channel weight whose width has no power-of-two block (e.g. int8 over 576 inputs)
+    as the same weight in blocks of the largest power of two of 16-128 dividing the width,
+    each block repeating its row's scale: exactly the plan, in MatMulNBits' layout. None when
+    no such block exists or the weight is already blockwise."""
+    cols = weight.codes.shape[1]
+    if weight.group_size != cols or native_block(weight):
+        return None
+    block = next((b for b in (128, 64, 32, 16) if cols % b == 0), None)
+    if block is None:
+        return None
+    repeat = cols // block
+    zeros = weight.zeros.repeat(1, repeat) if weight.zeros is not None else None
+    return QuantizedWeight(weight.codes, weight.scales.repeat(1, repeat), zeros, weight.bits,
+                           block)
+
+
 def native_block(weight: QuantizedWeight) -> bool:
     """Whether MatMulNBits/GatherBlockQuantized can hold the layout: their block size must be
     a power of two of at least 16 (so e.g. int8 per channel over 576 inputs cannot)."""
@@ -168,6 +190,14 @@ def apply_plan(model: onnx.ModelProto, layers: list[LayerPlan],
         layer = _planned_layer(node, init_by_name, transposed, matmul_keys, gather_keys)
         if layer is None or layer.weight is None:
             nodes.append(node)
+            continue
+        direct = node.op_type == "MatMul" and node.input[1] not in transposed
+        as_blocks = reblocked(layer.weight) if direct else None
+        if as_blocks is not None:  # float activations, the plan exactly
+            name = f"{layer.names[0]}.{index}"
+            nodes.append(matmul_nbits(node.input[0], node.output[0], name, as_blocks,
+                                      new_inits))
+            emitted.setdefault(layer.names[0], []).append("MatMulNBits")
             continue
         if not native_block(layer.weight):
             # No MatMulNBits/GatherBlockQuantized layout: the initializer itself becomes a

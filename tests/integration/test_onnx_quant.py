@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
 from edgekit.compress.plan import QuantSettings, apply_plan, find_layers, plan_layer
 from edgekit.export import trace
@@ -87,18 +87,21 @@ def test_matmulnbits_weights_dequantize_to_the_plan_exactly(llama):
     assert checked == 15
 
 
-def test_int8_per_channel_over_a_width_matmulnbits_cannot_block(tmp_path):
-    """576-wide layers (SmolLM2) have no power-of-two block for int8 per channel: the plan is
-    emitted as DequantizeLinear of its codes, feeding the MatMul, the Gather and the tied head."""
+@pytest.mark.parametrize("width", [48, 40])
+def test_int8_per_channel_over_a_width_matmulnbits_cannot_block(tmp_path, width: int):
+    """Per-channel int8 over a width that is not a power of two (SmolLM2: 576, 1536): a MatMul
+    gets MatMulNBits in blocks of a power of two that divides the width (48: 16), each block
+    repeating the row's scale; with no such block (40), and for the Gather and the tied head,
+    the initializer becomes a DequantizeLinear of the plan's codes."""
     import onnxruntime as ort
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=128, hidden_size=48, intermediate_size=96,
+    config = LlamaConfig(vocab_size=128, hidden_size=width, intermediate_size=2 * width,
                          num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2,
                          max_position_embeddings=64, tie_word_embeddings=True)
-    LlamaForCausalLM(config).eval().save_pretrained(tmp_path / "w48")
-    student = load(str(tmp_path / "w48"), seq_len=16)
+    LlamaForCausalLM(config).eval().save_pretrained(tmp_path / "w")
+    student = load(str(tmp_path / "w"), seq_len=16)
     lower(trace(student), student, tmp_path / "fp32.onnx")
     found = find_layers(student.module)
     plans = [plan_layer(names, module, QuantSettings(bits=8, group_size=0))
@@ -107,10 +110,22 @@ def test_int8_per_channel_over_a_width_matmulnbits_cannot_block(tmp_path):
     model = onnx.load(tmp_path / "fp32.onnx")
     notes = emit_onnx(model, plans, weights)
     assert notes["kept_float"] == {}
-    assert {op for ops in notes["quantized_ops"].values() for op in ops} == {"DequantizeLinear"}
-    assert "int8 activations" in notes["substituted"][0]  # ORT's fusion, reported (below)
+    ops = notes["quantized_ops"]
+    head = "MatMulNBits" if width == 48 else "DequantizeLinear"
+    assert sorted(ops["model.model.embed_tokens"]) == sorted(["DequantizeLinear", head])
+    if width == 48:  # every MatMul reblocked, float activations: nothing substituted
+        assert {op for layer in ops.values() for op in layer} == {"DequantizeLinear",
+                                                                 "MatMulNBits"}
+        assert "substituted" not in notes
+        blocks = {helper.get_attribute_value(a) for n in model.graph.node
+                  if n.op_type == "MatMulNBits" for a in n.attribute if a.name == "block_size"}
+        assert blocks == {16, 32}  # 48 and 96 inputs
+    else:  # 40 inputs: no block; the MLP's down projection (80 inputs) has 16
+        assert ops["model.model.layers.0.mlp.down_proj"] == ["MatMulNBits"]
+        assert ops["model.model.layers.0.mlp.up_proj"] == ["DequantizeLinear"]
+        assert "int8 activations" in notes["substituted"][0]  # ORT's fusion, reported
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    assert not any(a.dtype == np.float32 and a.size >= 48 * 48 for a in inits.values())
+    assert not any(a.dtype == np.float32 and a.size >= width * width for a in inits.values())
     by_name = {p.names[0]: p for p in plans}
     for node in (n for n in model.graph.node if n.op_type == "DequantizeLinear"):
         codes = inits[node.input[0]]
@@ -129,11 +144,13 @@ def test_int8_per_channel_over_a_width_matmulnbits_cannot_block(tmp_path):
         reference = quantized(torch.from_numpy(sample["input_ids"])).numpy()
     # Exactly the plan with basic graph optimizations. At ORT's default level it fuses
     # DequantizeLinear + MatMul into MatMulNBits with int8 activations (accuracy level 4):
-    # measured 2.7e-3 relative, the runtime's own choice, which parity reports as it is.
+    # measured 3.1e-3 relative at width 40, the runtime's own choice, which the notes report;
+    # reblocked (48) it stays exact (measured 1.0e-7).
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     (logits,) = session.run(None, sample)
     assert np.abs(logits - reference).max() / np.abs(reference).max() < 1e-5
     (fused,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, sample)
-    assert np.abs(fused - reference).max() / np.abs(reference).max() < 1e-2
+    assert np.abs(fused - reference).max() / np.abs(reference).max() < \
+        (1e-5 if width == 48 else 1e-2)
