@@ -109,6 +109,8 @@ def runner_tok_s(ptes: dict[str, Path], tokenizer: Path, prompt: str, new_tokens
     """Decode tok/s of each .pte in ExecuTorch's own C++ LLM runner (TextLLMRunner, what the
     demo apps use), from its stats: (generated - 1) / (end - first token); median of
     `rounds` interleaved rounds after a warm-up."""
+    import_backend("executorch.extension.llm.custom_ops.custom_ops")
+    import_backend("executorch.kernels.quantized")
     llm = import_backend("executorch.extension.llm.runner")
     runners = {name: llm.TextLLMRunner(str(pte), str(tokenizer)) for name, pte in ptes.items()}
     rates: dict[str, list[float]] = {name: [] for name in runners}

@@ -4,19 +4,18 @@ in one process (an A/B of export variants against an anchor's file, e.g. optimum
     python bench/pte_runner_ab.py --tokenizer DIR/tokenizer.json [--rounds 15]
                                   [--new-tokens 64] A.pte B.pte ...
 
-Each round runs every file once (TextLLMRunner.generate, greedy, the chat prompt below);
-decode tok/s per call is (generated - 1) / (end - first token) from the runner's stats. The
-first round warms up; the median of the rest is printed with every round's value.
+The loop is decode_speed.py's runner_tok_s: each round runs every file once (greedy, the chat
+prompt below); tok/s = (generated - 1) / (end - first token) from the runner's stats; the
+first round warms up, the median of the rest is printed.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 
-from edgekit.console import import_backend, quiet
+from decode_speed import runner_tok_s  # bench/ is on sys.path when run as a script
 
 PROMPT = ("<|im_start|>user\nWhat are three good habits for staying healthy?<|im_end|>\n"
           "<|im_start|>assistant\n")
@@ -29,25 +28,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--new-tokens", type=int, default=64)
     args = parser.parse_args()
-    import_backend("executorch.extension.llm.custom_ops.custom_ops")
-    import_backend("executorch.kernels.quantized")
-    llm = import_backend("executorch.extension.llm.runner")
-    with quiet():
-        runners = {p: llm.TextLLMRunner(str(p), str(args.tokenizer)) for p in args.ptes}
-    rates: dict[Path, list[float]] = {p: [] for p in runners}
-    for _ in range(args.rounds + 1):
-        for path, runner in runners.items():
-            stats: list = []
-            with quiet():  # the runner prints its stats table on every call
-                runner.generate(PROMPT, llm.GenerationConfig(
-                    max_new_tokens=args.new_tokens, temperature=0.0, echo=False),
-                    None, stats.append)
-            runner.reset()
-            seconds = (stats[-1].inference_end_ms - stats[-1].prompt_eval_end_ms) / 1e3
-            rates[path].append((stats[-1].num_generated_tokens - 1) / seconds)
-    for path, values in rates.items():
-        print(f"{path}: median {statistics.median(values[1:]):.1f} tok/s, rounds "
-              f"{[round(v) for v in values[1:]]}")
+    rates = runner_tok_s({str(p): p for p in args.ptes}, args.tokenizer, PROMPT,
+                         args.new_tokens, args.rounds)
+    for path, rate in rates.items():
+        print(f"{path}: median {rate:.1f} tok/s")
     return 0
 
 
