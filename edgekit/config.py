@@ -51,6 +51,7 @@ class QuantizeConfig:
     mixed_precision: bool | None = None  # keep sensitive layers at int8 (int4 default true)
     error_budget: float | None = None  # stop when the 4-bit error is this fraction (0.5)
     max_extra_bytes: float | None = None  # int8 layers may add this fraction of bytes (0.15)
+    onnx_int8_activations: bool | None = None  # ONNX MatMulNBits accuracy_level 4 (false)
     calib_samples: int = 16  # calibration input sets used
 
 

@@ -147,7 +147,8 @@ def quant_settings(config: Config, quant: str) -> QuantSettings | None:
     return settings_for(quant, method=q.method, group_size=q.group_size, symmetric=q.symmetric,
                         embeddings=q.embeddings, keep_float=q.keep_float or None,
                         mixed_precision=q.mixed_precision, error_budget=q.error_budget,
-                        max_extra_bytes=q.max_extra_bytes)
+                        max_extra_bytes=q.max_extra_bytes,
+                        onnx_int8_activations=q.onnx_int8_activations)
 
 
 def _pruning_record(pruned: Student, staging: Path, index: int) -> dict[str, Any]:

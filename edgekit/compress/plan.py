@@ -45,6 +45,7 @@ class QuantSettings:
     mixed_precision: bool = False  # keep the most sensitive layers at int8 (per channel)
     error_budget: float = 0.5  # ... until the 4-bit layers' summed error is this fraction
     max_extra_bytes: float = 0.15  # ... or int8 layers have grown the plan's bytes this much
+    onnx_int8_activations: bool = False  # ONNX MatMulNBits with int8 activations (faster on CPU)
 
 
 @dataclass(frozen=True)

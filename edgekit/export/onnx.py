@@ -52,7 +52,7 @@ def lower(program: torch.export.ExportedProgram, student: Student, dest: Path, *
                 # the exporter's per-node stack traces: about 2 KB a node, unused on a phone
                 del node.metadata_props[:]
             if plan is not None and plan.quantized:
-                quant_notes = onnx_quant.apply_plan(model, list(plan.layers), plan.weights)
+                quant_notes, substituted = onnx_quant.emit_plan(model, plan)
             onnx.save(model, str(partial))
     except ExportError:
         raise
@@ -62,8 +62,8 @@ def lower(program: torch.export.ExportedProgram, student: Student, dest: Path, *
     notes: dict[str, Any] = {"opset": _OPSET}
     if plan is not None and plan.quantized:
         notes["plan"] = quant_notes
-        if "substituted" in quant_notes:  # reported beside ExecuTorch's and Core ML's
-            notes["substituted"] = quant_notes.pop("substituted")
+        if substituted:  # reported beside ExecuTorch's and Core ML's
+            notes["substituted"] = substituted
     notes["mobile_usability"] = mobile_usability(dest)
     return notes
 

@@ -111,9 +111,9 @@ def lower_decoder(student: Student, plan: QuantPlan, folder: Path, max_seq_len: 
             notes: dict[str, Any] = {"opset": _OPSET, "inputs": inputs[:3] + ["past..."],
                                      "outputs": outputs[:1] + ["present..."]}
             if plan.quantized:
-                notes["plan"] = onnx_quant.apply_plan(model, list(plan.layers), plan.weights)
-                if "substituted" in notes["plan"]:  # decode parity then reports, not judges
-                    notes["substituted"] = notes["plan"].pop("substituted")
+                notes["plan"], substituted = onnx_quant.emit_plan(model, plan)
+                if substituted:  # decode parity then reports, not judges
+                    notes["substituted"] = substituted
             onnx.save(model, str(partial))
     except Exception as exc:  # torch.onnx raises many types; the first line names the op
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]

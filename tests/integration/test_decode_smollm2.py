@@ -1,6 +1,7 @@
-"""SmolLM2-135M int4 decode artifacts in the real clients: ExecuTorch's own LLM runner (the
-TextLLMRunner Python bindings in the executorch wheel) and onnxruntime-genai. Slow: the
-export and the int4 plan of a 135M-parameter model take minutes."""
+"""SmolLM2-135M decode artifacts: the int4 ones in the real clients (ExecuTorch's own LLM
+runner, the TextLLMRunner Python bindings in the executorch wheel, and onnxruntime-genai), and
+the fp32 ones against the eager student token for token. Slow: the exports and the int4 plan
+of a 135M-parameter model take minutes."""
 
 from __future__ import annotations
 
@@ -133,3 +134,29 @@ def test_coreml_generate_cli_answers(coreml_int4):
     result = json.loads(done.stdout)
     assert result["emulated"] is True
     assert "Paris" in result["text"] and coherent(result["text"]), result["text"]
+
+
+@pytest.fixture(scope="module")
+def fp32_decode(tmp_path_factory):
+    """SmolLM2's fp32 decode .pte and genai folder (the decode stage alone, max_seq_len 512),
+    each with its generation parity against the eager fp32 student."""
+    from edgekit.compress import quantize
+    from edgekit.llm.export import decode_parity, export_decode
+    from edgekit.model import load
+
+    student = load("smollm2-135m")
+    plan = quantize(student, "none")
+    out = tmp_path_factory.mktemp("smollm2-fp32")
+    artifacts = export_decode(student, plan, ("executorch", "onnx"), out, 512)
+    return {a.format: decode_parity(a, student, plan, 512) for a in artifacts}
+
+
+@pytest.mark.parametrize("fmt", ["executorch", "onnx"])
+def test_fp32_decode_reproduces_eager_greedy_generation(fp32_decode, fmt):
+    parity = fp32_decode[fmt]
+    assert parity["verdict"] == "pass", parity["reason"]
+    assert parity["tokens_judged"]
+    assert parity["against"]["fp32"] == {"agreement": 1.0, "first_divergence": None,
+                                         "compared": 32, "identical": True}
+    assert parity["prefill_vs_decode"]["same_top1"]
+    assert parity["max_seq_len"]["overflow_refused"]

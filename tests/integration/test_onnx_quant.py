@@ -26,6 +26,15 @@ def _unpack_nibbles(packed: np.ndarray, count: int) -> np.ndarray:
     return out[:count]
 
 
+def eager_quantized(student, plans) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """A sample input and the eager quantized student's logits on it."""
+    quantized = copy.deepcopy(student.module)
+    apply_plan(quantized, plans)
+    sample = sample_inputs(student, 1)[0]
+    with torch.no_grad():
+        return sample, quantized(torch.from_numpy(sample["input_ids"])).numpy()
+
+
 @pytest.fixture(scope="module")
 def llama(student_dir, tmp_path_factory):
     student = load(str(student_dir("llama")))
@@ -53,14 +62,38 @@ def test_onnx_runtime_reproduces_the_eager_quantized_student(llama, symmetric: b
     onnx.save(model, path)
     assert path.stat().st_size < 0.55 * (folder / "fp32.onnx").stat().st_size
 
-    quantized = copy.deepcopy(student.module)
-    apply_plan(quantized, plans)
-    sample = sample_inputs(student, 1)[0]
-    with torch.no_grad():
-        reference = quantized(torch.from_numpy(sample["input_ids"])).numpy()
+    sample, reference = eager_quantized(student, plans)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (logits,) = session.run(None, sample)
     assert np.abs(logits - reference).max() / np.abs(reference).max() < 1e-5
+
+
+def test_int8_activations_are_opt_in_and_reported(llama):
+    """`[quantize] onnx_int8_activations`: every MatMulNBits at accuracy_level 4 (ORT's int8
+    kernels), named as a substitution; the logits stay close to the eager quantized
+    student's but are no longer held to it exactly."""
+    import onnxruntime as ort
+
+    from edgekit.export.onnx_quant import INT8_ACCURACY_LEVEL, INT8_ACTIVATIONS_NOTE
+
+    student, folder = llama
+    found = find_layers(student.module)
+    plans = [plan_layer(names, module, QuantSettings()) for names, module in found]
+    weights = {names[0]: module.weight.detach().numpy() for names, module in found}
+    model = onnx.load(folder / "fp32.onnx")
+    notes = emit_onnx(model, plans, weights, int8_activations=True)
+    assert notes["substituted"] == [INT8_ACTIVATIONS_NOTE]
+    levels = [helper.get_attribute_value(a) for n in model.graph.node
+              if n.op_type == "MatMulNBits" for a in n.attribute if a.name == "accuracy_level"]
+    assert levels == [INT8_ACCURACY_LEVEL] * 15  # 14 linears and the tied head
+    path = folder / "q-int8-activations.onnx"
+    onnx.save(model, path)
+
+    sample, reference = eager_quantized(student, plans)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    logits, reference = session.run(None, sample)[0].ravel(), reference.ravel()
+    cosine = logits @ reference / np.linalg.norm(logits) / np.linalg.norm(reference)
+    assert 0.99 < cosine < 1.0 - 1e-9  # close, and really computed another way
 
 
 def test_matmulnbits_weights_dequantize_to_the_plan_exactly(llama):
@@ -137,11 +170,7 @@ def test_int8_per_channel_over_a_width_matmulnbits_cannot_block(tmp_path, width:
         np.testing.assert_array_equal(inits[node.input[1]], layer.weight.scales.numpy()[:, 0])
     path = tmp_path / "int8.onnx"
     onnx.save(model, path)
-    quantized = copy.deepcopy(student.module)
-    apply_plan(quantized, plans)
-    sample = sample_inputs(student, 1)[0]
-    with torch.no_grad():
-        reference = quantized(torch.from_numpy(sample["input_ids"])).numpy()
+    sample, reference = eager_quantized(student, plans)
     # Exactly the plan with basic graph optimizations. At ORT's default level it fuses
     # DequantizeLinear + MatMul into MatMulNBits with int8 activations (accuracy level 4):
     # measured 3.1e-3 relative at width 40, the runtime's own choice, which the notes report;
