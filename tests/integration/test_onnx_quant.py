@@ -96,6 +96,23 @@ def test_int8_activations_are_opt_in_and_reported(llama):
     assert 0.99 < cosine < 1.0 - 1e-9  # close, and really computed another way
 
 
+def test_int8_activations_from_the_config_reach_the_onnx_plan(llama):
+    """`--set quantize.onnx_int8_activations=true` -> the plan's settings -> emit_plan, which
+    both ONNX exporters call: the substitution is lifted out of the plan notes."""
+    from edgekit.compress import quantize
+    from edgekit.config import load_config
+    from edgekit.export.onnx_quant import INT8_ACTIVATIONS_NOTE, emit_plan
+    from edgekit.pipeline import quant_settings
+
+    student, folder = llama
+    for flag, expected in (("true", [INT8_ACTIVATIONS_NOTE]), ("false", [])):
+        config = load_config(None, [f"quantize.onnx_int8_activations={flag}"])
+        plan = quantize(student, "int4", quant_settings(config, "int4"))
+        notes, substituted = emit_plan(onnx.load(folder / "fp32.onnx"), plan)
+        assert substituted == expected and "substituted" not in notes
+        assert plan.to_json()["settings"]["onnx_int8_activations"] is (flag == "true")
+
+
 def test_matmulnbits_weights_dequantize_to_the_plan_exactly(llama):
     student, folder = llama
     found = find_layers(student.module)
