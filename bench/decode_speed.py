@@ -58,7 +58,12 @@ from edgekit.llm.decode import hf_model
 from edgekit.llm.export import export_decode
 from edgekit.llm.generate import generate
 from edgekit.llm.parity import token_agreement
-from edgekit.llm.runners import EagerDecodeSession, ExecuTorchDecodeSession, OnnxDecodeSession
+from edgekit.llm.runners import (
+    EagerDecodeSession,
+    ExecuTorchDecodeSession,
+    OnnxDecodeSession,
+    load_decode_kernels,
+)
 from edgekit.model import load
 from edgekit.model.load import _builtin_path
 from edgekit.validate.decode_latency import step_cost
@@ -72,8 +77,7 @@ class OptimumSession:
 
     def __init__(self, path: Path, max_seq_len: int) -> None:
         runtime = import_backend("executorch.runtime")
-        import_backend("executorch.extension.llm.custom_ops.custom_ops")
-        import_backend("executorch.kernels.quantized")
+        load_decode_kernels()
         with quiet():
             self._method = runtime.Runtime.get().load_program(str(path)).load_method("forward")
         self.max_seq_len = max_seq_len
@@ -117,8 +121,7 @@ def runner_tok_s(ptes: dict[str, Path], tokenizer: Path, prompt: str, new_tokens
     """Decode tok/s of each .pte in ExecuTorch's own C++ LLM runner (TextLLMRunner, what the
     demo apps use), from its stats: (generated - 1) / (end - first token); median of
     `rounds` interleaved rounds after a warm-up."""
-    import_backend("executorch.extension.llm.custom_ops.custom_ops")
-    import_backend("executorch.kernels.quantized")
+    load_decode_kernels()
     llm = import_backend("executorch.extension.llm.runner")
     runners = {name: llm.TextLLMRunner(str(pte), str(tokenizer)) for name, pte in ptes.items()}
     rates: dict[str, list[float]] = {name: [] for name in runners}
@@ -229,8 +232,10 @@ def export_edgekit(work: Path, student: Any, max_seq_len: int,
     int8 = work / "edgekit-onnx-int8-activations"
     if not (int8 / f"{student.name}-genai").exists():
         settings = dataclasses.replace(plan.settings, onnx_int8_activations=True)
-        export_decode(student, dataclasses.replace(plan, settings=settings), ("onnx",), int8,
-                      max_seq_len)
+        for artifact in export_decode(student, dataclasses.replace(plan, settings=settings),
+                                      ("onnx",), int8, max_seq_len):
+            print(f"export onnx, int8 activations: {artifact.notes['export_s']} s, "
+                  f"{artifact.bytes / 2**20:.1f} MiB", file=sys.stderr)
     return pte, genai, int8 / f"{student.name}-genai", plan
 
 

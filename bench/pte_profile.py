@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from edgekit.console import import_backend, quiet
+from edgekit.llm.runners import load_decode_kernels
 
 PROMPT = [1, 2, 3, 4, 5, 6, 7, 8]
 
@@ -33,8 +34,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.threads])
-    import_backend("executorch.extension.llm.custom_ops.custom_ops")
-    import_backend("executorch.kernels.quantized")
+    load_decode_kernels()
     portable = import_backend("executorch.extension.pybindings.portable_lib")
     module = portable._load_for_executorch(str(args.pte), enable_etdump=True)
     portable._unsafe_reset_threadpool(args.threads)
@@ -62,7 +62,7 @@ def main() -> int:
     for name, times in sorted(totals.items(), key=lambda item: -sum(item[1])):
         print(f"{name[:58]:58} {len(times):6d} {sum(times):9.2f} {sum(times) / execute:6.1%}")
     inside = sum(sum(t) for n, t in totals.items() if not n.startswith(("DELEGATE_CALL",
-             "OPERATOR_CALL", "Method::", "native_call_", "llama::", "quantized_")))
+             "OPERATOR_CALL", "Method::", "native_call_", "llama::")))
     overhead = sum(totals["DELEGATE_CALL"]) - inside
     print(f"delegate-call overhead (DELEGATE_CALL minus the XNNPACK operators inside): "
           f"{overhead:.1f} ms, {overhead / execute:.1%}")

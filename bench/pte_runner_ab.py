@@ -15,10 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from decode_speed import runner_tok_s  # bench/ is on sys.path when run as a script
+from decode_speed import PROMPT, runner_tok_s  # bench/ is on sys.path when run as a script
 
-PROMPT = ("<|im_start|>user\nWhat are three good habits for staying healthy?<|im_end|>\n"
-          "<|im_start|>assistant\n")
+CHAT = f"<|im_start|>user\n{PROMPT}<|im_end|>\n<|im_start|>assistant\n"  # SmolLM2's template
 
 
 def main() -> int:
@@ -28,7 +27,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--new-tokens", type=int, default=64)
     args = parser.parse_args()
-    rates = runner_tok_s({str(p): p for p in args.ptes}, args.tokenizer, PROMPT,
+    rates = runner_tok_s({str(p): p for p in args.ptes}, args.tokenizer, CHAT,
                          args.new_tokens, args.rounds)
     for path, rate in rates.items():
         print(f"{path}: median {rate:.1f} tok/s")

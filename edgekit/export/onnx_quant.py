@@ -20,7 +20,7 @@ uses in another way (e.g. Gemm) stay in float and are listed as substituted.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
@@ -28,6 +28,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgekit.compress.plan import LayerPlan
 from edgekit.compress.weights import QuantizedWeight
+
+if TYPE_CHECKING:
+    from edgekit.compress.quantize import QuantPlan
 
 _MS = "com.microsoft"
 
@@ -167,7 +170,7 @@ def apply_plan(model: onnx.ModelProto, layers: list[LayerPlan],
         model: the fp32 ONNX model of the student.
         layers: the plan's layers.
         weights: fp32 weight [out, in] of each layer, keyed by the layer's first name.
-        int8_activations: MatMulNBits at accuracy_level 4 (ORT's int8 kernels: 2.3x
+        int8_activations: MatMulNBits at accuracy_level 4 (ORT's int8 kernels: 2.2-2.3x
             SmolLM2's decode on a 2-core x86 host) instead of float activations; reported
             as substituted.
 
@@ -250,7 +253,7 @@ def apply_plan(model: onnx.ModelProto, layers: list[LayerPlan],
     return notes
 
 
-def emit_plan(model: onnx.ModelProto, plan: Any) -> tuple[dict[str, Any], list[str]]:
+def emit_plan(model: onnx.ModelProto, plan: QuantPlan) -> tuple[dict[str, Any], list[str]]:
     """apply_plan with a QuantPlan's layers, weights and settings.
 
     Returns:

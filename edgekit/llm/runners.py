@@ -37,13 +37,19 @@ def _check_room(session: DecodeSession, count: int, where: object) -> None:
                            f"max_seq_len {session.max_seq_len}")
 
 
+def load_decode_kernels() -> None:
+    """Register the kernels a decode .pte calls outside XNNPACK: ExecuTorch's LLM custom ops
+    (llama::custom_sdpa, update_cache) and the quantized embedding kernels."""
+    import_backend("executorch.extension.llm.custom_ops.custom_ops")
+    import_backend("executorch.kernels.quantized")
+
+
 class ExecuTorchDecodeSession:
     """A decode .pte run by ExecuTorch's Python bindings (XNNPACK and the LLM custom ops)."""
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         runtime = import_backend("executorch.runtime")
-        import_backend("executorch.extension.llm.custom_ops.custom_ops")  # llama:: kernels
-        import_backend("executorch.kernels.quantized")  # embedding_4bit/byte kernels
+        load_decode_kernels()
         if threads:
             bindings = import_backend("executorch.extension.pybindings.portable_lib")
             with quiet():  # XNNPACK's threadpool is process-wide in the bindings
