@@ -21,3 +21,23 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
 
 def read_report(out: Path) -> dict:
     return json.loads((out / "report.json").read_text())
+
+
+FP32_UNIT_ROUNDOFF = 2.0 ** -24
+FP16_UNIT_ROUNDOFF = 2.0 ** -11
+
+
+def rounding_tolerance(scale: float, reduction: int, unit: float = FP32_UNIT_ROUNDOFF) -> float:
+    """The largest difference two runtimes may show computing the same values in floating point
+    with their own summation orders: each is within gamma_n * scale of the exact result
+    (Higham's bound for a sum of n products, gamma_n = n*u / (1 - n*u)), so the two are within
+    twice that of each other.
+
+    Args:
+        scale: magnitude of the compared values (e.g. the largest |logit| of the reference).
+        reduction: products summed along the longest chain of the computation, e.g. for a
+            decoder layers * (hidden + intermediate + cache length) + hidden for the head.
+        unit: unit roundoff of the arithmetic (fp32 by default; FP16_UNIT_ROUNDOFF for fp16).
+    """
+    gamma = reduction * unit / (1 - reduction * unit)
+    return 2 * gamma * scale

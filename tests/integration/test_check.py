@@ -133,7 +133,7 @@ def test_the_example_config_passes_as_is_with_every_budget_reported(ci):
 
 
 def test_report_json_with_checks_follows_the_schema(ci):
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema
     schema = json.loads((REPO / "docs" / "report.schema.json").read_text())
     jsonschema.Draft202012Validator(schema).validate(_report(ci[0]))
 
