@@ -6,8 +6,9 @@ Plots, each drawn here as SVG from report.json:
 - latency per device: measured on host (p50 dot, p90 whisker) and the estimated phone range
   (low-high bar, mid tick), with latency budgets; never mixed on one mark;
 - parity per artifact: max_rel on a log axis, with parity budgets;
-- per-layer error of quantized layers, read from an artifact's `layers` list
-  (`[{"name": str, "error": number, "precision": str}]`) when the report has one.
+- per-layer error, worst HTML_LAYER_ROWS layers drawn and the rest folded in a <details>
+  table: each quantization plan's weight error, a failed artifact's localization errors, an
+  artifact's `layers` list (`[{"name": str, "error": number, "precision": str}]`).
 
 A plot without data in the report says so in its place.
 """
@@ -19,12 +20,19 @@ from collections.abc import Iterable
 from html import escape
 from typing import Any
 
-from edgekit.report.checks import MIB, checks_of, counts, format_number
+from edgekit.report.checks import MIB, checks_of, format_number
+from edgekit.report.digest import (
+    label,
+    notes,
+    short_name,
+    status_line,
+    summary_header,
+    summary_rows,
+)
+from edgekit.report.layers import layer_tables, no_layers_text
 from edgekit.report.markdown import (
     DECODE_HEADER,
-    HEADER,
     LATENCY_HEADER,
-    artifact_rows,
     decode_rows,
     latency_rows,
 )
@@ -36,6 +44,7 @@ MEASURED_COLOR = "#2a6f97"
 PROJECTED_COLOR = "#f58518"
 LAYER_COLOR = "#b279a2"
 VERDICT_COLORS = {"pass": "#e3f4e1", "fail": "#fbe0e0", "not_run": "#eeeeee"}
+HTML_LAYER_ROWS = 20  # layers drawn per per-layer chart; the rest are folded in a table
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#222;
@@ -51,6 +60,7 @@ border:1px dashed #bbb;border-radius:4px;background:#fafafa;font-style:italic;pa
 table{border-collapse:collapse;width:100%;font-size:12.5px;margin:0 0 18px}
 th,td{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+#summary td{white-space:nowrap}
 td.pass{background:#e3f4e1}td.fail{background:#fbe0e0}td.not_run{background:#eeeeee}
 svg text{font:12px system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;fill:#222}
 svg .axis{stroke:#999;stroke-width:1}svg .grid{stroke:#e6e6e6;stroke-width:1}
@@ -59,7 +69,9 @@ svg .tick{fill:#666;font-size:11px}
 
 
 def render_html(report: dict[str, Any]) -> str:
-    """The report as one self-contained HTML page with SVG plots."""
+    """The report as one self-contained HTML page, in report.md's order: the status line, the
+    summary table, the checks (for `edgekit check`), the plots, latency and decode tables,
+    notes, then the per-layer chart of the worst HTML_LAYER_ROWS layers (the rest folded)."""
     model = report["model"]
     checks = checks_of(report)
     parts = [
@@ -71,7 +83,9 @@ def render_html(report: dict[str, Any]) -> str:
         f"from <code>{escape(model['source'])}</code><br>targets "
         f"{escape(', '.join(report['targets']))}; edgekit {escape(report['edgekit_version'])}"
         f", {escape(report['created'])}</p>",
-        _status(report, checks),
+        _status(report),
+        _summary_table(report),
+        *(["<h2>Checks</h2>", _checks_table(checks)] if "checks" in report else []),
         _figure("size", "Artifact size", _size_plot(report, checks),
                 "MiB on disk per artifact; red marks: size budgets."),
         _figure("latency", "Latency per device", _latency_plot(report, checks),
@@ -81,31 +95,26 @@ def render_html(report: dict[str, Any]) -> str:
         _figure("parity", "Parity against the fp32 student", _parity_plot(report, checks),
                 "max_rel (max |artifact - student| / max |student|) on a log axis; "
                 "red marks: max_rel budgets."),
-        _figure("layers", "Per-layer error of quantized layers", _layers_plot(report),
-                "Error of each quantized layer against its fp32 weights, per artifact."),
-        "<h2>Checks</h2>", _checks_table(checks),
-        "<h2>Artifacts</h2>", _table(HEADER, artifact_rows(report)),
         *(["<h2>Latency</h2>", _table(LATENCY_HEADER, latency_rows(report))]
           if latency_rows(report) else []),
         *(["<h2>Decode</h2>", "<p>Host columns: measured on host; estimated columns: for the "
            "phone, never measured.</p>", _table(DECODE_HEADER, decode_rows(report))]
           if decode_rows(report) else []),
-        "<h2>Parity</h2><ul>",
-        *(f"<li><b>{escape(a['target'])}/{escape(a['format'])}</b> "
-          f"({escape(a['parity']['runtime'])}): {escape(a['parity']['verdict'])}: "
-          f"{escape(a['parity']['reason'])}</li>" for a in report["artifacts"]),
-        "</ul></body></html>",
+        '<h2>Notes</h2><ul id="notes">',
+        *(f"<li><b>{escape(n.subject)}</b>: {escape(n.text)}</li>" for n in notes(report)),
+        "</ul>",
+        _figure("layers", "Per-layer error", _layers_plot(report),
+                f"The worst {HTML_LAYER_ROWS} layers of each source, largest error on top; "
+                "the rest are folded below each chart and kept in report.json."
+                if layer_tables(report) else "Per-layer errors would be drawn here."),
+        "</body></html>",
     ]
     return "\n".join(parts) + "\n"
 
 
-def _status(report: dict[str, Any], checks: list[dict[str, Any]]) -> str:
-    n = counts(checks)
-    kind = "fail" if n["fail"] else "pass"
-    word = "FAILED" if n["fail"] else "passed"
-    title = "edgekit check" if "checks" in report else "parity (edgekit export)"
-    return (f'<div class="status {kind}">{title} {word}: {n["pass"]} passed, '
-            f'{n["fail"]} failed, {n["not_run"]} not run</div>')
+def _status(report: dict[str, Any]) -> str:
+    kind, head, tail = status_line(report)
+    return f'<div class="status {kind}">{escape(head)}: {escape(tail)}</div>'
 
 
 def _figure(key: str, title: str, body: str, caption: str) -> str:
@@ -115,10 +124,6 @@ def _figure(key: str, title: str, body: str, caption: str) -> str:
 
 def _nodata(key: str, text: str) -> str:
     return f'<div class="nodata" data-plot="{key}">{escape(text)}</div>'
-
-
-def _label(item: dict[str, Any]) -> str:
-    return f"{item['target']}/{item['format']}"
 
 
 def _budgets(checks: list[dict[str, Any]], item: dict[str, Any],
@@ -141,7 +146,7 @@ def _size_plot(report: dict[str, Any], checks: list[dict[str, Any]]) -> str:
                 _named_budgets(checks, a, ("size.max_mib", "size.max_bytes"))] for a in items]
     chart = BarChart("size", len(items), LinearScale(0.0, _axis_top(values, budgets)), "MiB")
     for row, (item, value, marks) in enumerate(zip(items, values, budgets, strict=True)):
-        chart.label(row, _label(item))
+        chart.label(row, label(item))
         chart.bar(row, 0.0, value, SIZE_COLOR)
         chart.note(row, f"{value:.3g} MiB")
         for mark in marks:
@@ -171,14 +176,14 @@ def _parity_plot(report: dict[str, Any], checks: list[dict[str, Any]]) -> str:
     marks = [_budgets(checks, a, ("parity.max_rel",)) for a in items]
     if not numbers:
         return _nodata("parity", "No parity was measured in this report: "
-                       + "; ".join(f"{_label(a)}: {a['parity']['reason']}" for a in items))
+                       + "; ".join(f"{label(a)}: {a['parity']['reason']}" for a in items))
     positive = [v for v in numbers + [b for bs in marks for b in bs] if v > 0] or [1e-7]
     low = math.floor(math.log10(min(positive))) - 1
     high = max(math.floor(math.log10(max(positive))) + 1, low + 3)
     chart = BarChart("parity", len(items), LogScale(low, high), "max_rel")
     for row, (item, value, budget_marks) in enumerate(zip(items, measured, marks,
                                                           strict=True)):
-        chart.label(row, _label(item))
+        chart.label(row, label(item))
         metrics = item["parity"]["metrics"]
         if isinstance(value, int | float):
             chart.lollipop(row, max(value, 10.0 ** low), PARITY_COLOR)
@@ -217,7 +222,7 @@ def _latency_plot(report: dict[str, Any], checks: list[dict[str, Any]]) -> str:
     chart = BarChart("latency", len(rows), LinearScale(0.0, _axis_top(shown, marks)), "ms")
     for row, ((device, item, measured, projected), budget_marks) in enumerate(
             zip(rows, marks, strict=True)):
-        chart.label(row, f"{device}: {_label(item)}")
+        chart.label(row, f"{device}: {label(item)}")
         notes = []
         if projected and _numbers(projected, "low_ms", "high_ms"):
             low, high = float(projected["low_ms"]), float(projected["high_ms"])
@@ -253,50 +258,29 @@ def _numbers(part: dict[str, Any], *keys: str) -> bool:
 
 
 def _layers_plot(report: dict[str, Any]) -> str:
-    blocks: list[str] = []
-    seen: set[str | None] = set()
-    for item in report["artifacts"]:
-        layers = [layer for layer in item.get("layers") or []
-                  if isinstance(layer, dict) and isinstance(layer.get("error"), int | float)]
-        if not layers or item.get("sha256") in seen:
-            continue
-        seen.add(item.get("sha256"))
-        top = max(float(layer["error"]) for layer in layers) * 1.1 or 1.0
-        chart = BarChart(f"layers-{len(blocks)}", len(layers), LinearScale(0.0, top), "error")
-        for row, layer in enumerate(layers):
-            precision = f" ({layer['precision']})" if layer.get("precision") else ""
-            chart.label(row, f"{layer.get('name', row)}{precision}")
-            chart.bar(row, 0.0, float(layer["error"]), LAYER_COLOR)
-            chart.note(row, format_number(float(layer["error"])))
-        blocks.append(f"<h2>{escape(_label(item))}</h2>{chart.svg()}")
-    blocks += _plan_blocks(report)
-    if not blocks:
-        quants = sorted({a["quant"] for a in report["artifacts"]}) or ["none"]
-        return _nodata("layers", "No per-layer error in this report yet: it is recorded for "
-                                 f"quantized artifacts, and this run's quant is "
-                                 f"{', '.join(quants)}.")
-    return "".join(blocks)
-
-
-def _plan_blocks(report: dict[str, Any]) -> list[str]:
-    """Per-layer weight error of each quantization plan (compression[].plan.layers): the
-    relative RMS error 10^(-SQNR/20) of each quantized weight against its fp32 value."""
     blocks = []
-    for index, recipe in enumerate(report.get("compression") or []):
-        layers = [layer for layer in recipe.get("plan", {}).get("layers", [])
-                  if isinstance(layer.get("weight_sqnr_db"), int | float)]
-        if not layers:
-            continue
-        errors = [10.0 ** (-float(layer["weight_sqnr_db"]) / 20.0) for layer in layers]
-        chart = BarChart(f"plan-{index}", len(layers), LinearScale(0.0, max(errors) * 1.1 or 1.0),
-                         "relative weight error")
-        for row, (layer, error) in enumerate(zip(layers, errors, strict=True)):
-            chart.label(row, f"{layer['names'][0]} ({layer['precision']})")
-            chart.bar(row, 0.0, error, LAYER_COLOR)
-            chart.note(row, format_number(error))
-        title = f"plan {recipe.get('quant')} for {', '.join(recipe.get('targets', []))}"
-        blocks.append(f"<h2>{escape(title)}</h2>{chart.svg()}")
-    return blocks
+    for index, table in enumerate(layer_tables(report)):
+        shown, rest = table.rows[:HTML_LAYER_ROWS], table.rows[HTML_LAYER_ROWS:]
+        top = max(row.error for row in shown) * 1.1 or 1.0
+        chart = BarChart(f"layers-{index}", len(shown), LinearScale(0.0, top), "error")
+        for row_index, row in enumerate(shown):
+            text = short_name(row.name) + (f" (+{len(row.tied)} tied)" if row.tied else "")
+            chart.label(row_index, text, keep="end", title=row.title)
+            chart.bar(row_index, 0.0, row.error, LAYER_COLOR)
+            value = format_number(row.error)
+            chart.note(row_index, f"{row.precision}, {value}" if row.precision != "-" else value)
+        header = ["#", "layer", *table.columns]
+        folded = (f"<details><summary>{len(rest)} more layers</summary>"
+                  + _table(header, [[str(n), row.title, *row.cells] for n, row in
+                                    enumerate(rest, start=len(shown) + 1)]) + "</details>"
+                  if rest else "")
+        blocks.append(f"<h3>{escape(table.title)}</h3><p>Worst {len(shown)} of "
+                      f"{len(table.rows)} layers by {escape(table.ranked_by)}; every layer "
+                      f"is in report.json (<code>{escape(table.where)}</code>).</p>"
+                      f"{chart.svg()}{folded}")
+    if not blocks:
+        return _nodata("layers", no_layers_text(report))
+    return "".join(blocks)
 
 
 # -- tables ------------------------------------------------------------------------------
@@ -314,6 +298,18 @@ def _checks_table(checks: list[dict[str, Any]]) -> str:
             f"<td>{escape(c['message'])}</td></tr>")
     return ("<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"
             + "".join(rows) + "</table>")
+
+
+def _summary_table(report: dict[str, Any]) -> str:
+    """The summary table, one row per artifact, its parity cell coloured by verdict."""
+    header = summary_header(report)
+    verdict = header.index("parity")
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{escape(cell)}">{escape(cell)}</td>' if i == verdict
+                         else f"<td>{escape(cell)}</td>" for i, cell in enumerate(row))
+        + "</tr>" for row in summary_rows(report))
+    return ('<table id="summary"><tr>' + "".join(f"<th>{escape(h)}</th>" for h in header)
+            + "</tr>" + body + "</table>")
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:

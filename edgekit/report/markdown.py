@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
+from edgekit.report.checks import format_number
+from edgekit.report.digest import (
+    notes,
+    status_line,
+    summary_header,
+    summary_rows,
+)
+from edgekit.report.digest import size_text as _size
+from edgekit.report.layers import layer_tables, no_layers_text
 
 
 def _metric(metrics: dict[str, float], key: str, fmt: str) -> str:
@@ -18,7 +20,8 @@ def _metric(metrics: dict[str, float], key: str, fmt: str) -> str:
 
 
 def artifact_rows(report: dict[str, Any]) -> list[list[str]]:
-    """One row per artifact: target, format, file, size, quant, verdict, key metrics."""
+    """One row per artifact for the console (`edgekit export` / `check`): target, format,
+    file, size, quant, verdict, key metrics."""
     rows = []
     for item in report["artifacts"]:
         parity = item["parity"]
@@ -39,20 +42,13 @@ CHECK_HEADER = ["target", "format", "check", "value", "budget", "verdict"]
 
 def check_rows(checks: list[dict[str, Any]]) -> list[list[str]]:
     """One row per check: target, format, check name, value, budget, verdict."""
-    from edgekit.report.checks import format_number
-
     return [[c["target"], c["format"], c["name"], format_number(c["value"]),
              format_number(c["budget"]), c["verdict"]] for c in checks]
 
 
 def _checks_section(report: dict[str, Any]) -> list[str]:
-    from edgekit.report.checks import counts
-
     checks = report["checks"]
-    n = counts(checks)
-    status = "FAILED" if n["fail"] else "passed"
-    lines = [f"**edgekit check {status}**: {n['pass']} passed, {n['fail']} failed, "
-             f"{n['not_run']} not run", "", "## Checks", "",
+    lines = ["## Checks", "",
              "| " + " | ".join(CHECK_HEADER) + " |", "|" + "---|" * len(CHECK_HEADER)]
     lines += ["| " + " | ".join(_cell(x) for x in row) + " |" for row in check_rows(checks)]
     problems = [c for c in checks if c["verdict"] != "pass"]
@@ -167,40 +163,45 @@ def _decode_section(report: dict[str, Any]) -> list[str]:
 
 
 def render_markdown(report: dict[str, Any]) -> str:
-    """The report as Markdown: student, checks (when present), artifacts, parity, notes."""
-    model = report["model"]
-    lines = [
-        f"# edgekit report: {model['name']}",
-        "",
-        f"- source: `{model['source']}`",
-        f"- task: {model['task']}, parameters: {model['parameters']:,}",
-        "- inputs: " + ", ".join(f"`{i['name']}` {i['shape']} {i['dtype']}"
-                                  for i in model["inputs"]),
-        f"- edgekit {report['edgekit_version']}, targets: {', '.join(report['targets'])}",
-        "",
-        *(_checks_section(report) if "checks" in report else []),
-        "## Artifacts",
-        "",
-        "| " + " | ".join(HEADER) + " |",
-        "|" + "---|" * len(HEADER),
-    ]
-    lines += ["| " + " | ".join(row) + " |" for row in artifact_rows(report)]
+    """The report as Markdown: the status line, one summary table (a row per artifact), the
+    checks (for `edgekit check`), latency and decode details, notes as short lines, then the
+    worst layers per per-layer error in the report (the rest stay in report.json)."""
+    _, head, tail = status_line(report)
+    header = summary_header(report)
+    lines = [f"# edgekit report: {report['model']['name']}", "", f"**{head}**: {tail}", "",
+             _row(header), "|" + "---|" * len(header),
+             *(_row(row) for row in summary_rows(report)), ""]
+    lines += _checks_section(report) if "checks" in report else []
     lines += _latency_section(report)
     lines += _decode_section(report)
-    lines += ["", "## Parity", ""]
-    for item in report["artifacts"]:
-        parity = item["parity"]
-        lines.append(f"- **{item['target']}/{item['format']}** ({parity['runtime']}): "
-                     f"{parity['verdict']}: {parity['reason']}")
-    lines += ["", "## Export notes", ""]
-    seen = set()
-    for item in report["artifacts"]:
-        key = (item["format"], item["sha256"])
-        if key in seen or not item.get("notes"):
-            continue
-        seen.add(key)
-        for name, value in item["notes"].items():
-            if name == "mobile_usability" and isinstance(value, dict):
-                value = {k: v for k, v in value.items() if k != "log"}
-            lines.append(f"- {item['format']} `{name}`: {value}")
+    lines += ["", "## Notes", ""]
+    lines += [f"- {_cell(note.subject)}: {_cell(note.text)}" for note in notes(report)]
+    lines += ["", "## Per-layer error", "", *_layers_section(report)]
     return "\n".join(lines) + "\n"
+
+
+MD_LAYER_ROWS = 10  # worst layers per table in report.md; report.json keeps every layer
+
+
+def _layers_section(report: dict[str, Any]) -> list[str]:
+    tables = layer_tables(report)
+    if not tables:
+        return [no_layers_text(report)]
+    lines: list[str] = []
+    for table in tables:
+        shown = table.rows[:MD_LAYER_ROWS]
+        header = ["#", "layer", *table.columns]
+        lines += [f"### {_cell(table.title)}", "",
+                  f"Worst {len(shown)} of {len(table.rows)} layers by {table.ranked_by}.", "",
+                  _row(header), "|" + "---|" * len(header)]
+        lines += [_row([str(rank), f"`{row.name}`" + (f" (tied: {', '.join(row.tied)})"
+                                                       if row.tied else ""), *row.cells])
+                  for rank, row in enumerate(shown, start=1)]
+        rest = len(table.rows) - len(shown)
+        lines += ["", f"{rest} more layers in report.json (`{table.where}`)." if rest
+                  else "Every layer is shown.", ""]
+    return lines
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"

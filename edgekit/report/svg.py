@@ -70,10 +70,14 @@ class BarChart:
     def y(self, row: int) -> float:
         return _TOP + row * _ROW + _ROW / 2
 
-    def label(self, row: int, text: str) -> None:
+    def label(self, row: int, text: str, keep: str = "start", title: str | None = None) -> None:
+        """The row's name left of the axis, cut to fit: `keep` "start" keeps its beginning,
+        "end" its end (where a module path says which layer it is); the whole of `title`
+        (default: `text`) shows on hover."""
+        shown = _clip(text, 30) if keep == "start" else _clip_start(text, 30)
         self.parts.append(f'<text x="{_LABEL - 8}" y="{self.y(row) + 4:.1f}" '
-                          f'text-anchor="end"><title>{escape(text)}</title>'
-                          f"{escape(_clip(text, 30))}</text>")
+                          f'text-anchor="end"><title>{escape(title or text)}</title>'
+                          f"{escape(shown)}</text>")
 
     def bar(self, row: int, start: float, end: float, color: str,
             opacity: float = 1.0) -> None:
@@ -139,3 +143,7 @@ class BarChart:
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _clip_start(text: str, limit: int) -> str:
+    return text if len(text) <= limit else "…" + text[len(text) - limit + 1:]

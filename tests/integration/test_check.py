@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_report_html import chromium, pixels
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW = REPO / ".github" / "workflows" / "edgekit.yml"
 EXAMPLE = REPO / "docs" / "examples" / "edgekit.toml"
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -163,26 +163,6 @@ def test_report_command_rebuilds_each_format_from_report_json(ci, tmp_path: Path
         "report.html", "report.json", "report.junit.xml", "report.md"]
 
 
-def _chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is missing: install Debian's package with "
-                    "`apt-get update && apt-get install -y chromium` (.ci/run does this)")
-    return subprocess.run(
-        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={profile}", *args],
-        capture_output=True, text=True, timeout=120)
-
-
-def _pixels(image, color: str, opacity: float = 1.0) -> int:
-    """Pixels within a small distance of `color` drawn at `opacity` over white."""
-    import numpy as np
-
-    rgb = np.array([int(color[i:i + 2], 16) for i in (1, 3, 5)], dtype=float)
-    target = 255 - opacity * (255 - rgb)
-    return int((np.abs(image.astype(float) - target) <= 8).all(axis=-1).sum())
-
-
 def test_html_report_renders_its_plots_in_headless_chromium(ci, tmp_path: Path):
     import numpy as np
     from PIL import Image
@@ -197,23 +177,26 @@ def test_html_report_renders_its_plots_in_headless_chromium(ci, tmp_path: Path):
     page = (ci[0] / "report.html").resolve()
     assert "<script" not in page.read_text() and "http://" not in page.read_text().replace(
         'xmlns="http://www.w3.org/2000/svg"', "")
-    dom = _chromium(tmp_path / "profile", "--dump-dom", page.as_uri())
+    dom = chromium(tmp_path / "profile", "--dump-dom", page.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
     for plot in ("size", "latency", "parity"):
         assert re.search(rf'<svg[^>]*data-plot="{plot}"', dom.stdout), plot
     assert re.search(r'<div class="nodata" data-plot="layers">No per-layer error',
                      dom.stdout)
+    order = [dom.stdout.index(key) for key in ('id="summary"', "<h2>Checks</h2>",
+                                               'id="plot-size"', 'id="plot-layers"')]
+    assert order == sorted(order), order
     png = tmp_path / "report.png"
-    shot = _chromium(tmp_path / "profile", f"--screenshot={png}", "--window-size=1200,2000",
-                     "--hide-scrollbars", page.as_uri())
+    shot = chromium(tmp_path / "profile", f"--screenshot={png}", "--window-size=1200,2000",
+                    "--hide-scrollbars", page.as_uri())
     assert shot.returncode == 0 and png.is_file(), shot.stderr[-2000:]
     image = np.asarray(Image.open(png).convert("RGB"))
     assert image.shape == (2000, 1200, 3)
     assert (image < 245).any(axis=-1).mean() > 0.03  # not a blank page
-    counts = {"size bars": _pixels(image, SIZE_COLOR),
-              "parity marks": _pixels(image, PARITY_COLOR),
-              "measured latency": _pixels(image, MEASURED_COLOR),
-              "projected latency range": _pixels(image, PROJECTED_COLOR, opacity=0.45)}
+    counts = {"size bars": int(pixels(image, SIZE_COLOR).sum()),
+              "parity marks": int(pixels(image, PARITY_COLOR).sum()),
+              "measured latency": int(pixels(image, MEASURED_COLOR).sum()),
+              "projected latency range": int(pixels(image, PROJECTED_COLOR, opacity=0.45).sum())}
     assert counts["size bars"] > 2000, counts
     assert counts["parity marks"] > 300, counts
     assert counts["measured latency"] > 50, counts

@@ -71,7 +71,7 @@ def test_html_is_self_contained_with_four_plots():
     assert "<script" not in page and "<link" not in page and "src=" not in page
     for plot in ("size", "latency", "parity"):
         assert re.search(rf'<svg[^>]*data-plot="{plot}"', page), plot
-    assert 'data-plot="layers">No per-layer error in this report yet' in page
+    assert 'data-plot="layers">No per-layer error in this report:' in page
     assert 'class="status fail"' in page
     assert "measured on host (Test CPU, 4 threads)" in page
     # The estimated range and the measured dot are different marks.
@@ -87,9 +87,13 @@ def test_html_plots_per_layer_error_when_the_report_has_it():
         {"name": "model.layers.0.mlp.down_proj", "precision": "int4", "error": 0.02},
         {"name": "model.layers.1.mlp.down_proj", "precision": "int8", "error": 0.005}]
     page = render_html(report)
-    assert re.search(r'<svg[^>]*data-plot="layers-0"', page)
-    assert "model.layers.0.mlp.down_proj (int4)" in page
+    chart = re.search(r'<svg[^>]*data-plot="layers-0".*?</svg>', page, flags=re.S).group(0)
+    assert "<title>model.layers.0.mlp.down_proj</title>layers.0.mlp.down_proj<" in chart
+    assert ">int4, 0.02<" in chart and ">int8, 0.005<" in chart
     assert "No per-layer error" not in page
+    markdown = render_markdown(report)
+    assert "| 1 | `model.layers.0.mlp.down_proj` | int4 | 0.02 |" in markdown
+    assert "Every layer is shown." in markdown
 
 
 def test_html_without_latency_says_so_in_the_plot():
