@@ -186,6 +186,8 @@ def _recipe_notes(recipe: dict[str, Any], several: bool) -> list[Note]:
     mixed = plan.get("mixed_precision")
     if isinstance(mixed, dict):
         found.append(Note(f"{subject} mixed precision", _mixed_text(mixed)))
+        if mixed.get("stop"):
+            found.append(Note(f"{subject} mixed precision stopped", str(mixed["stop"])))
     for key, value in recipe.items():
         if key not in ("targets", "quant", "plan") and value not in ("", None, {}, []):
             found.append(_fit(f"{subject} {key}", value))
@@ -219,8 +221,6 @@ def _mixed_text(mixed: dict[str, Any]) -> str:
     if _number(mixed.get("all_4bit_error")) and _number(mixed.get("estimated_error")):
         parts.append(f"error {format_number(mixed['all_4bit_error'])} all 4-bit -> "
                      f"{format_number(mixed['estimated_error'])}")
-    if mixed.get("stop"):
-        parts.append(str(mixed["stop"]))
     return "; ".join(parts)
 
 

@@ -41,7 +41,13 @@ def _smollm2_plan() -> dict:
             "plan": {"scheme": "int4", "layers": layers, "weight_bytes": 2**20 * 70,
                      "bits_per_weight": 4.9,
                      "settings": {"bits": 4, "group_size": 32, "method": "search",
-                                  "keep_float": ["lm_head"]}}}
+                                  "keep_float": ["lm_head"]},
+                     "mixed_precision": {
+                         "measure": "KL", "measured_layers": 52, "planned_layers": 212,
+                         "promoted": [f"model.model.layers.{b}.mlp.down_proj"
+                                      for b in range(30)],
+                         "all_4bit_error": 0.0488, "estimated_error": 0.02375,
+                         "stop": "error budget met (0.5 of the all-4-bit error)"}}}
 
 
 def _smollm2_report() -> dict:
@@ -95,6 +101,11 @@ def test_markdown_notes_are_short_lines_with_collections_as_counts():
             "4.90 bits per weight; 70.0 MiB of weights") in bullets
     assert "- int4 plan settings: bits 4, group_size 32, method search, keep_float lm_head" \
         in bullets
+    assert ("- int4 plan mixed precision: KL on 52 of 212 layers; promoted 30 "
+            "(layers.0.mlp.down_proj, layers.1.mlp.down_proj and 28 more); "
+            "error 0.0488 all 4-bit -> 0.02375") in bullets
+    assert ("- int4 plan mixed precision stopped: error budget met (0.5 of the all-4-bit "
+            "error)") in bullets
     assert "- onnx (android) plan.quantized_ops: 210 layers: MatMulNBits on 210" in bullets
     assert "- onnx (android) plan.kept_float: none" in bullets
     assert ("- executorch (android) undelegated_ops: 12 kinds, 124 in all: "
@@ -112,7 +123,7 @@ def test_markdown_lists_the_ten_worst_layers_and_counts_the_rest():
     assert rows[1].startswith("| 2 | `model.model.layers.29.mlp.gate_proj` | int4 | 22.1 |")
     assert rows[9].startswith("| 10 | `model.model.layers.28.self_attn.v_proj` | int4 |")
     assert ("| # | layer | precision | weight SQNR dB | relative weight error | "
-            "output error at 4 bits |") in layers
+            "output KL at 4 bits |") in layers
     assert "Worst 10 of 211 layers by weight SQNR (lowest first)." in layers
     assert "201 more layers in report.json (`compression[0].plan.layers`)." in layers
 
