@@ -67,10 +67,17 @@ class ExportConfig:
     """Which targets to build and where the artifacts go."""
 
     targets: tuple[str, ...] = ("ios",)
+    # phones latency is measured under and projected for, replacing each target's default
+    # device: built-in names (pixel-8) or paths of the user's own profiles (my-phone.toml)
+    devices: tuple[str, ...] = ()
     out: str | None = None  # default: edgekit-out/<model-name>
     force: bool = False  # replace a non-empty output folder
-    decode: bool = False  # decoder LMs: also export decode-ready (KV cache) artifacts
-    max_seq_len: int = 512  # decode artifacts: KV cache length (prompt + generated tokens)
+    # decode-ready (KV cache) artifacts too: None (default) for text-generation students,
+    # false: forward programs only, true: required (an error for a student that is not one)
+    decode: bool | None = None
+    # decode artifacts' KV cache length (prompt + generated tokens); default 512, or the
+    # student's max_position_embeddings when that is smaller
+    max_seq_len: int | None = None
 
 
 @dataclass(frozen=True)

@@ -17,19 +17,27 @@ from edgekit.compress import prune, quantize
 from edgekit.compress.calib import calibration_inputs
 from edgekit.compress.plan import QuantSettings
 from edgekit.compress.prune import check_spec, save_pruned
-from edgekit.compress.quantize import check_scheme, settings_for
+from edgekit.compress.quantize import QuantPlan, check_scheme, settings_for
 from edgekit.config import Config
 from edgekit.console import say, stage
 from edgekit.errors import ConfigError, EdgekitError
 from edgekit.export import Artifact, export, place, trace
-from edgekit.llm.stage import run_decode
+from edgekit.llm.decode import check_decoder
+from edgekit.llm.stage import decode_length, not_exported, run_decode
 from edgekit.model import Student, load, sample_inputs
 from edgekit.model.load import source_name
 from edgekit.model.samples import read_inputs
 from edgekit.report import SCHEMA_VERSION, render_markdown, write_report
 from edgekit.runtimes import coreml_precision, session_runtime
 from edgekit.runtimes.budget import mark_over_budget
-from edgekit.targets import DeviceProfile, Target, get_device, resolve_targets
+from edgekit.targets import (
+    DeviceProfile,
+    Target,
+    devices_dir,
+    get_device,
+    resolve_devices,
+    resolve_targets,
+)
 from edgekit.validate import ParityVerdict, measure, reference_outputs, verdict_under
 from edgekit.validate.localize import localize_failure
 from edgekit.validate.parity import compare
@@ -51,6 +59,7 @@ def run(config: Config, student: Student | None = None) -> dict[str, Any]:
     """
     targets = resolve_targets(config.export.targets)
     recipes = {t.name: _recipe(config, t) for t in targets}
+    devices = _devices(config, targets)
     name = student.name if student is not None else source_name(config.model.path)
     out = Path(config.export.out or Path("edgekit-out") / name)
     _check_out(out, config.export.force)
@@ -61,6 +70,7 @@ def run(config: Config, student: Student | None = None) -> dict[str, Any]:
                            seq_len=config.model.seq_len)
     say(f"[edgekit] student {student.name}: {student.task}, "
         f"{student.parameter_count() / 1e6:.1f}M parameters")
+    decoding = _decoding(config, student)
     samples, inputs_info = _parity_inputs(config, student)
     reference = reference_outputs(student, samples)
     fp32_bytes = 4 * student.parameter_count()  # the fp32 student's weights
@@ -68,7 +78,7 @@ def run(config: Config, student: Student | None = None) -> dict[str, Any]:
     entries: list[dict[str, Any]] = []
     compression: list[dict[str, Any]] = []
     calibration: list[dict[str, np.ndarray]] | None = None  # read once, when first needed
-    decode: list[dict[str, Any]] = []  # decode-ready LM artifacts (--decode)
+    decode: list[dict[str, Any]] = []  # decode-ready LM artifacts (text-generation students)
     with _staging(out) as staging:
         for (quant, prune_spec), group in _group_by_recipe(targets, recipes).items():
             calibration = _calibration(config, student, quant, prune_spec, calibration)
@@ -105,27 +115,30 @@ def run(config: Config, student: Student | None = None) -> dict[str, Any]:
                     path = staging / target.name / artifact.path.name
                     if not path.exists():
                         place(artifact.path, path)
-                    key = _parity_key(artifact, get_device(target.device))
-                    if key not in measured:
-                        with stage(f"parity {fmt} in {session_runtime(artifact.path)}"
-                                   + (f" ({key[1]})" if key[1] else "")):
-                            measured[key] = measure(artifact, pruned, samples, parity_reference,
-                                                    key[1])
-                    verdict = verdict_under(measured[key], target.tolerance(quant, fmt))
-                    verdict = localize_failure(verdict, artifact, pruned, plan, samples[0],
-                                               program)
-                    entry = _entry(target, artifact, path, staging, verdict)
-                    entry["bytes_vs_fp32"] = round(entry["bytes"] / fp32_bytes, 4)
-                    entry["latency"] = _latency(artifact, get_device(target.device), program,
-                                                recipe["plan"], samples[0], timings, costs)
-                    mark_over_budget(entry, get_device(target.device))
-                    entries.append(entry)
+                    judged: dict[tuple[str, str | None], ParityVerdict] = {}
+                    for device in devices[target.name]:  # one entry per device
+                        key = _parity_key(artifact, device)
+                        if key not in measured:
+                            with stage(f"parity {fmt} in {session_runtime(artifact.path)}"
+                                       + (f" ({key[1]})" if key[1] else "")):
+                                measured[key] = measure(artifact, pruned, samples,
+                                                        parity_reference, key[1])
+                        if key not in judged:
+                            verdict = verdict_under(measured[key], target.tolerance(quant, fmt))
+                            judged[key] = localize_failure(verdict, artifact, pruned, plan,
+                                                           samples[0], program)
+                        entry = _entry(target, artifact, path, staging, judged[key])
+                        entry["bytes_vs_fp32"] = round(entry["bytes"] / fp32_bytes, 4)
+                        entry["latency"] = _latency(artifact, device, program, recipe["plan"],
+                                                    samples[0], timings, costs)
+                        mark_over_budget(entry, device)
+                        entries.append(entry)
             shutil.rmtree(build)
-            if config.export.decode:
-                decode += run_decode(pruned, plan, group, staging, config.export.max_seq_len)
+            if decoding:
+                decode += _decode(config, pruned, plan, group, staging, devices)
         report = _report(student, targets, entries, inputs_info)
         report["compression"] = compression
-        if config.export.decode:
+        if decoding:
             report["decode"] = decode
         write_report(report, staging / "report.json")
         (staging / "report.md").write_text(render_markdown(report))
@@ -149,6 +162,52 @@ def quant_settings(config: Config, quant: str) -> QuantSettings | None:
                         mixed_precision=q.mixed_precision, error_budget=q.error_budget,
                         max_extra_bytes=q.max_extra_bytes,
                         onnx_int8_activations=q.onnx_int8_activations)
+
+
+def _devices(config: Config, targets: list[Target]) -> dict[str, list[DeviceProfile]]:
+    """The phones each target is measured under and projected for: `export.devices` when
+    given (built-in names or the user's .toml profiles), else the target's default device."""
+    chosen = resolve_devices(config.export.devices)
+    for device in chosen:
+        where = "built in" if device.source.parent == devices_dir() else str(device.source)
+        say(f"[edgekit] device {device.key}: {device.name} ({where})")
+        if device.from_template:
+            say(f"[edgekit] {device.source}: still holds the template's placeholder values; "
+                "its estimates describe a made-up phone until you fill in your phone's")
+    return {t.name: chosen or [get_device(t.device)] for t in targets}
+
+
+def _decoding(config: Config, student: Student) -> bool:
+    """Whether this run exports decode-ready artifacts: by default for text-generation
+    students, never with export.decode = false (--forward-only).
+
+    Raises:
+        ConfigError: export.decode = true (--decode) for a student that is not a decoder LM.
+        ExportError: export.decode = true for a decoder the decode exporters refuse (checked
+            before any export, so bad input costs nothing).
+    """
+    if config.export.decode is True:
+        if student.task != "text-generation":
+            raise ConfigError(f"--decode needs a decoder LM (task text-generation); "
+                              f"{student.name} is {student.task}")
+        check_decoder(student, decode_length(student, config.export.max_seq_len))
+    return config.export.decode is not False and student.task == "text-generation"
+
+
+def _decode(config: Config, student: Student, plan: QuantPlan, group: list[Target], staging: Path,
+            devices: dict[str, list[DeviceProfile]]) -> list[dict[str, Any]]:
+    """Decode artifacts of one recipe's targets. When decode was not asked for by name, a
+    student the decode exporters refuse keeps its forward artifacts: each decode format is
+    reported not run, with the reason."""
+    length = decode_length(student, config.export.max_seq_len)
+    try:
+        return run_decode(student, plan, group, staging, length, devices)
+    except EdgekitError as exc:
+        if config.export.decode:
+            raise
+        say(f"[edgekit] not exported decode-ready: {exc} (--forward-only skips decode)")
+        return not_exported(group, f"not exported decode-ready: {exc}; --forward-only skips "
+                                   "decode")
 
 
 def _pruning_record(pruned: Student, staging: Path, index: int) -> dict[str, Any]:

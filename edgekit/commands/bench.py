@@ -21,8 +21,10 @@ def register(commands: Any) -> None:
     bench.add_argument("path", metavar="ARTIFACT|OUT_DIR",
                        help="a .pte/.onnx/.ort/.mlpackage, an onnxruntime-genai decode folder, "
                             "or an `edgekit export` output folder")
-    bench.add_argument("--device", action="append", metavar="D",
-                       help=f"device profile (repeatable; default: {', '.join(DEFAULT_DEVICES)})")
+    bench.add_argument("--device", action="append", metavar="NAME|PATH.toml",
+                       help="device profile: a built-in name (`edgekit devices`) or your own "
+                            ".toml (`edgekit devices --template`); repeatable (default: "
+                            f"{', '.join(DEFAULT_DEVICES)})")
     bench.add_argument("--iterations", type=int, default=10, metavar="N",
                        help="timed runs after warm-up (default 10; decode artifacts: one "
                             "generation)")
@@ -33,14 +35,14 @@ def register(commands: Any) -> None:
 def _bench(args: argparse.Namespace) -> int:
     from edgekit.errors import EdgekitError
     from edgekit.runtimes.limits import limits_for, over_budget
-    from edgekit.targets import get_device
+    from edgekit.targets import resolve_devices
     from edgekit.validate.artifacts import cost_for_artifact
     from edgekit.validate.latency import inputs_for, measure_latency
     from edgekit.validate.project import project
 
     if args.iterations < 1:
         raise EdgekitError(f"--iterations must be at least 1, got {args.iterations}")
-    devices = [get_device(d) for d in dict.fromkeys(args.device or DEFAULT_DEVICES)]
+    devices = resolve_devices(args.device or DEFAULT_DEVICES)
     results = []
     for path, decode in _artifacts(Path(args.path)):
         if decode:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from edgekit.commands.export import add_decode_flags, add_device_flag, device_and_decode_overrides
 from edgekit.config import toml_string
 from edgekit.errors import EdgekitError
 
@@ -20,6 +21,8 @@ def register(commands: Any) -> None:
     check.add_argument("--baseline", help="an earlier report.json: fail when parity, size or "
                                           "latency got worse than it by more than the margins")
     check.add_argument("--force", action="store_true", help="replace a non-empty --out")
+    add_device_flag(check)
+    add_decode_flags(check)
     check.set_defaults(handler=_check)
 
 
@@ -31,7 +34,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
         sets.append("export.force=true")
     if args.baseline:
         sets.append(f"regression.baseline={toml_string(args.baseline)}")
-    return sets + list(args.set)
+    return sets + device_and_decode_overrides(args) + list(args.set)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -39,13 +42,14 @@ def _check(args: argparse.Namespace) -> int:
     from edgekit.pipeline import run
     from edgekit.report.checks import evaluate, exit_code
     from edgekit.report.files import FILES, write_reports
-    from edgekit.targets import resolve_targets
+    from edgekit.targets import resolve_devices, resolve_targets
 
     config = load_config(args.config, _overrides(args))
     # Everything that can be refused is read before the run, so bad input writes nothing.
     baseline = _read_baseline(Path(config.regression.baseline)) if config.regression.baseline \
         else None
-    devices = {t.name: t.device for t in resolve_targets(config.export.targets)}
+    chosen = [d.key for d in resolve_devices(config.export.devices)]
+    devices = {t.name: (chosen or [t.device])[0] for t in resolve_targets(config.export.targets)}
     report = run(config)
     out = Path(report["out"])
     checks = evaluate(report, config.budgets, devices, baseline, config.regression)

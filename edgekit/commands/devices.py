@@ -1,4 +1,5 @@
-"""`edgekit devices`: list the phone profiles in targets/devices/."""
+"""`edgekit devices`: list the phone profiles in targets/devices/, or print a commented
+template for the user's own (`--template > my-phone.toml`)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,19 @@ from typing import Any
 def register(commands: Any) -> None:
     devices = commands.add_parser("devices", help="list phone profiles (latency projection)")
     devices.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    devices.add_argument("--template", action="store_true",
+                         help="print a commented profile to fill in for your own phone: "
+                              "edgekit devices --template > my-phone.toml, then "
+                              "edgekit export --device my-phone.toml")
     devices.set_defaults(handler=_devices)
 
 
 def _devices(args: argparse.Namespace) -> int:
-    from edgekit.targets import all_devices
+    from edgekit.targets import all_devices, device_template
 
+    if args.template:
+        print(device_template(), end="")
+        return 0
     rows: list[dict[str, Any]] = []
     for device in all_devices().values():
         npu = device.npu.tops if device.npu and device.npu.tops else None
@@ -37,5 +45,5 @@ def _devices(args: argparse.Namespace) -> int:
               f"{row['big_cores']:>3} {row['threads']:>3} {row['bandwidth_gbps']:>6.1f} "
               f"{row['ram_gib']:>4.0f}GB {tops:>8}")
     print("Sources and estimates of every number: targets/devices/<device>.toml "
-          "([sources], estimates).")
+          "([sources], estimates). Your own phone: edgekit devices --template > my-phone.toml")
     return 0

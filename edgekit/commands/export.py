@@ -28,12 +28,44 @@ def register(commands: Any) -> None:
     export.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. model.seq_len=128")
     export.add_argument("--force", action="store_true", help="replace a non-empty --out")
-    export.add_argument("--decode", action="store_true",
-                        help="decoder LMs: also export decode-ready artifacts (KV cache, "
-                             "tokenizer) and check greedy generation against the student")
+    add_device_flag(export)
+    add_decode_flags(export)
     export.add_argument("--max-seq-len", type=int, metavar="N",
-                        help="KV cache length of decode artifacts (default 512)")
+                        help="KV cache length of decode artifacts (default 512, or the "
+                             "student's max_position_embeddings when smaller)")
     export.set_defaults(handler=_export)
+
+
+def add_device_flag(parser: argparse.ArgumentParser) -> None:
+    """`--device NAME|PATH.toml` (repeatable): sets export.devices."""
+    parser.add_argument("--device", action="append", metavar="NAME|PATH.toml",
+                        help="phone to measure under and project for, replacing the targets' "
+                             "default devices: a built-in profile (`edgekit devices`) or your "
+                             "own .toml (`edgekit devices --template`); repeatable")
+
+
+def add_decode_flags(parser: argparse.ArgumentParser) -> None:
+    """`--forward-only` / `--decode`: set export.decode (unset: decode-ready for
+    text-generation students)."""
+    decode = parser.add_mutually_exclusive_group()
+    decode.add_argument("--forward-only", action="store_true",
+                        help="text-generation students: skip the decode-ready artifacts "
+                             "(KV cache, tokenizer, generation parity) exported by default")
+    decode.add_argument("--decode", action="store_true",
+                        help="require the decode-ready artifacts: an error for a student that "
+                             "is not a decoder LM (text-generation students get them anyway)")
+
+
+def device_and_decode_overrides(args: argparse.Namespace) -> list[str]:
+    """The config overrides of --device, --forward-only and --decode."""
+    sets = []
+    if args.device:
+        sets.append("export.devices=[" + ", ".join(toml_string(d) for d in args.device) + "]")
+    if args.forward_only:
+        sets.append("export.decode=false")
+    if args.decode:
+        sets.append("export.decode=true")
+    return sets
 
 
 def _export_overrides(args: argparse.Namespace) -> list[str]:
@@ -49,8 +81,7 @@ def _export_overrides(args: argparse.Namespace) -> list[str]:
         sets.append(f"export.out={toml_string(args.out)}")
     if args.force:
         sets.append("export.force=true")
-    if args.decode:
-        sets.append("export.decode=true")
+    sets += device_and_decode_overrides(args)
     if args.max_seq_len is not None:
         sets.append(f"export.max_seq_len={args.max_seq_len}")
     if args.quant:

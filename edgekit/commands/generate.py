@@ -27,8 +27,9 @@ def register(commands: Any) -> None:
                      help="0 (default) is greedy; above 0 samples")
     gen.add_argument("--top-k", type=int, default=0, help="sample from the k likeliest (0: all)")
     gen.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    gen.add_argument("--device", metavar="D",
-                     help="run under this device profile's threads and CPU affinity")
+    gen.add_argument("--device", action="append", metavar="NAME|PATH.toml",
+                     help="run under this device profile's threads and CPU affinity: a "
+                          "built-in name (`edgekit devices`) or your own .toml; once")
     gen.add_argument("--json", action="store_true",
                      help="print one JSON object: tokens, text, stop reason, timings")
     gen.set_defaults(handler=_generate)
@@ -63,7 +64,11 @@ def _generate(args: argparse.Namespace) -> int:
         prompt = _encode(folder, tokenizer, args.prompt, args.chat)
     else:
         prompt = _parse_ids(args.prompt_ids)
-    limits = limits_for(get_device(args.device)) if args.device else None
+    if args.device and len(args.device) > 1:
+        raise EdgekitError(f"--device given {len(args.device)} times; a generation runs under "
+                           "one device profile (`edgekit bench --device A --device B` "
+                           "compares devices)")
+    limits = limits_for(get_device(args.device[0])) if args.device else None
     with pinned(limits) if limits else nullcontext():
         session = open_decoder(path, limits.threads if limits else None)
         special = read_special_ids(folder)

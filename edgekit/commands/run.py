@@ -22,8 +22,9 @@ def register(commands: Any) -> None:
     run.add_argument("artifact", type=Path, help=".pte, .onnx, .ort or .mlpackage")
     run.add_argument("--inputs", type=Path, required=True, help=".npz keyed by input name")
     run.add_argument("--out", type=Path, required=True, help=".npz to write, keyed by output")
-    run.add_argument("--device", help="device profile (`edgekit devices`): its threads, Core "
-                                      "ML precision and app memory budget")
+    run.add_argument("--device", metavar="NAME|PATH.toml",
+                     help="device profile (`edgekit devices`, or your own .toml): its threads, "
+                          "Core ML precision and app memory budget")
     run.add_argument("--precision", choices=("fp16", "fp32"),
                      help="Core ML only: fp16 (GPU / Neural Engine; the default) or fp32 (CPU)")
     run.add_argument("--threads", type=int, help="intra-op threads (without --device)")

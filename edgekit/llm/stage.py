@@ -1,5 +1,6 @@
-"""The decode stage of `edgekit export --decode`: decode-ready artifacts for each target's
-formats, their generation parity, and their speed (measured on host and projected)."""
+"""The decode stage of `edgekit export` (text-generation students, unless --forward-only):
+decode-ready artifacts for each target's formats, their generation parity, and their speed
+(measured on host and projected) for each device."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from edgekit.compress.quantize import QuantPlan
 from edgekit.console import stage
 from edgekit.errors import ConfigError, EdgekitError
 from edgekit.export import Artifact, place
-from edgekit.llm.export import decode_parity, export_decode, parity_prompt
+from edgekit.llm.export import DEFAULT_MAX_SEQ_LEN, decode_parity, export_decode, parity_prompt
 from edgekit.model.student import Student
-from edgekit.targets import Target, get_device
+from edgekit.targets import DeviceProfile, Target, get_device
 
 # target format -> decode format that serves it (.ort apps run the ONNX graph's runtime)
 _DECODE_FOR = {"executorch": "executorch", "onnx": "onnx", "ort": "onnx", "coreml": "coreml"}
@@ -28,16 +29,31 @@ def decode_formats(targets: list[Target]) -> tuple[str, ...]:
     return tuple(f for f in ("executorch", "onnx", "coreml") if f in wanted)
 
 
+def decode_length(student: Student, wanted: int | None) -> int:
+    """The KV cache length: `wanted` when set, else 512 capped at the student's
+    max_position_embeddings (a small-context student is still decode-ready by default)."""
+    if wanted is not None:
+        return wanted
+    limit = int(getattr(student.hf_config, "max_position_embeddings", 0) or 0)
+    return min(DEFAULT_MAX_SEQ_LEN, limit) if limit >= 2 else DEFAULT_MAX_SEQ_LEN
+
+
 def run_decode(student: Student, plan: QuantPlan, targets: list[Target], staging: Path,
-               max_seq_len: int) -> list[dict[str, Any]]:
+               max_seq_len: int, devices: dict[str, list[DeviceProfile]] | None = None
+               ) -> list[dict[str, Any]]:
     """Export, check and time the decode artifacts of `targets`, placed under
     `<target>/decode/` in `staging`.
 
+    Args:
+        devices: target name -> the phones its artifacts are timed under and projected for
+            (one entry per device); a target not in it gets its default device.
+
     Returns:
-        One report entry per (target, decode artifact).
+        One report entry per (target, decode artifact, device).
 
     Raises:
         ConfigError: the student is not a decoder LM.
+        ExportError: the decode exporters refuse the student or fail.
     """
     if student.task != "text-generation":
         raise ConfigError(f"--decode needs a decoder LM (task text-generation); "
@@ -46,26 +62,36 @@ def run_decode(student: Student, plan: QuantPlan, targets: list[Target], staging
     if not formats:
         return []
     build = staging / f".decode-{plan.scheme}"
-    artifacts = export_decode(student, plan, formats, build, max_seq_len)
-    prompt = parity_prompt(student)
-    checked: dict[str, dict[str, Any]] = {}
-    for artifact in artifacts:
-        with stage(f"generation parity {artifact.format} ({artifact.quant})"):
-            checked[artifact.format] = decode_parity(artifact, student, plan, max_seq_len)
-    entries = []
-    timed: dict[tuple[str, int], dict[str, Any]] = {}
-    for target in targets:
-        folder = staging / target.name / DECODE_DIR
+    try:
+        artifacts = export_decode(student, plan, formats, build, max_seq_len)
+        prompt = parity_prompt(student)
+        checked: dict[str, dict[str, Any]] = {}
         for artifact in artifacts:
-            if artifact.format not in {_DECODE_FOR.get(f) for f in target.formats}:
-                continue
-            _place_with_tokenizer(artifact.path, build, folder)
-            entry = _entry(artifact, target, folder / artifact.path.name, staging,
-                           checked[artifact.format])
-            entry["latency"] = _speed(artifact, student, plan, target, prompt, timed)
-            entries.append(entry)
-    shutil.rmtree(build)
+            with stage(f"generation parity {artifact.format} ({artifact.quant})"):
+                checked[artifact.format] = decode_parity(artifact, student, plan, max_seq_len)
+        entries = []
+        timed: dict[tuple[str, int], dict[str, Any]] = {}
+        for target in targets:
+            folder = staging / target.name / DECODE_DIR
+            for artifact in artifacts:
+                if artifact.format not in {_DECODE_FOR.get(f) for f in target.formats}:
+                    continue
+                _place_with_tokenizer(artifact.path, build, folder)
+                for device in (devices or {}).get(target.name) or [get_device(target.device)]:
+                    entry = _entry(artifact, target, folder / artifact.path.name, staging,
+                                   checked[artifact.format])
+                    entry["latency"] = _speed(artifact, student, plan, device, prompt, timed)
+                    entries.append(entry)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
     return entries
+
+
+def not_exported(targets: list[Target], reason: str) -> list[dict[str, Any]]:
+    """Report entries for decode formats that were not exported: parity not run, with why."""
+    return [{"target": target.name, "format": fmt,
+             "parity": {"verdict": "not_run", "reason": reason}}
+            for target in targets for fmt in decode_formats([target])]
 
 
 def _place_with_tokenizer(path: Path, build: Path, folder: Path) -> None:
@@ -85,12 +111,11 @@ def _entry(artifact: Artifact, target: Target, path: Path, root: Path,
             "notes": notes, "parity": parity}
 
 
-def _speed(artifact: Artifact, student: Student, plan: QuantPlan, target: Target,
+def _speed(artifact: Artifact, student: Student, plan: QuantPlan, device: DeviceProfile,
            prompt: list[int], timed: dict[tuple[str, int], dict[str, Any]]) -> dict[str, Any]:
     from edgekit.runtimes.limits import limits_for
     from edgekit.validate.decode_latency import measure_generation, project_generation
 
-    device = get_device(target.device)
     key = (artifact.format, limits_for(device).threads)
     if artifact.format == "coreml":
         timed[key] = {"status": "not_run", "reason": EMULATOR_NOT_TIMED}

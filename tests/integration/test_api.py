@@ -68,7 +68,8 @@ def test_real_inputs_from_npz_are_used_for_parity(student_dir, tmp_path: Path):
     np.savez(tmp_path / "in.npz", input_ids=ids)
     out = tmp_path / "out"
     result = run_cli("export", "--model", str(student_dir("qwen2")), "--target", "web",
-                     "--inputs", str(tmp_path / "in.npz"), "--quant", "none", "--out", str(out))
+                     "--inputs", str(tmp_path / "in.npz"), "--quant", "none", "--forward-only",
+                     "--out", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())
     assert report["parity_inputs"] == {"kind": "file", "source": str(tmp_path / "in.npz"),
@@ -109,7 +110,7 @@ def test_encoder_heads_export(task: str, tmp_path: Path):
 
 def test_default_out_folder_is_named_after_the_student(student_dir, tmp_path: Path):
     result = run_cli("export", "--model", str(student_dir("llama")), "--target", "web",
-                     cwd=tmp_path)
+                     "--forward-only", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "edgekit-out" / "tiny-llama" / "web" / "tiny-llama.onnx").is_file()
     assert "1 passed, 0 failed, 0 not run" in result.stdout
@@ -129,7 +130,7 @@ def test_sharded_safetensors_folder(tmp_path: Path):
     assert len(shards) > 1
     out = tmp_path / "out"
     result = run_cli("export", "--model", str(tmp_path / "sharded"), "--target", "web",
-                     "--out", str(out))
+                     "--forward-only", "--out", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())
     assert report["artifacts"][0]["parity"]["verdict"] == "pass"

@@ -60,6 +60,9 @@ def test_pickle_only_checkpoint(student_dir, tmp_path: Path):
         (["--set", "export.colour=red"], ["unknown key 'export.colour'"]),
         (["--quant", "int3"], ["unknown quant 'int3'"]),
         (["--prune", "rows=0.5"], ["unknown key 'rows'", "mlp, heads, layers"]),
+        (["--device", "nokia-3310"], ["unknown device 'nokia-3310'", "pixel-8"]),
+        (["--device", "phones/mine.toml"], ["phones/mine.toml: device profile not found",
+                                            "edgekit devices --template > mine.toml"]),
     ],
 )
 def test_bad_flags_fail_before_any_work(student_dir, tmp_path: Path, args, needles):
@@ -87,7 +90,7 @@ def test_existing_non_empty_out_needs_force(student_dir, tmp_path: Path):
     assert "output folder is not empty; pass --force" in result.stderr
     assert (out / "keep.txt").read_text() == "mine"
     forced = run_cli("export", "--model", str(student_dir("llama")), "--out", str(out),
-                     "--target", "web", "--quant", "none", "--force")
+                     "--target", "web", "--quant", "none", "--forward-only", "--force")
     assert forced.returncode == 0, forced.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md", "web"]
 

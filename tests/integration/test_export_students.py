@@ -22,7 +22,7 @@ def exported(student_dir, tmp_path_factory):
         if kind not in results:
             out = tmp_path_factory.mktemp("out") / kind
             result = run_cli("export", "--model", str(student_dir(kind)), "--target", "all",
-                             "--quant", "none", "--out", str(out))
+                             "--quant", "none", "--forward-only", "--out", str(out))
             assert result.returncode == 0, result.stderr[-3000:]
             results[kind] = (out, result)
         return results[kind][0], read_report(results[kind][0])

@@ -44,7 +44,7 @@ def test_export_folder_with_damaged_artifacts_fails_validate_naming_the_layer(
     student, program, _, _ = llama
     out = tmp_path / "out"
     result = run_cli("export", "--model", str(student_dir("llama")), "--target", "web,ios",
-                     "--quant", "none", "--out", str(out))
+                     "--quant", "none", "--forward-only", "--out", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     result = run_cli("validate", str(out))  # untouched: every artifact passes again
     assert result.returncode == 0, result.stderr[-3000:]

@@ -23,7 +23,7 @@ def exports(student_dir, tmp_path_factory) -> dict[str, dict]:
                                 ("sparse", "unstructured=0.5", "ios")):
         out = tmp_path_factory.mktemp("prune") / name
         result = run_cli("export", "--model", str(model), "--target", targets,
-                         "--prune", spec, "--quant", "none", "--out", str(out))
+                         "--prune", spec, "--quant", "none", "--forward-only", "--out", str(out))
         assert result.returncode == 0, result.stderr[-3000:]
         reports[name] = json.loads((out / "report.json").read_text())
         reports[name]["out"] = out  # not part of report.json: validated without it

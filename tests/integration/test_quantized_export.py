@@ -17,7 +17,7 @@ def heavy(tmp_path_factory) -> Path:
 
 def _export(model: Path, out: Path, quant: str) -> dict:
     result = run_cli("export", "--model", str(model), "--target", "all", "--quant", quant,
-                     "--out", str(out))
+                     "--forward-only", "--out", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads((out / "report.json").read_text())
 
@@ -56,7 +56,7 @@ def test_int8_keeps_closer_parity_than_int4(heavy: Path, tmp_path: Path):
     for quant in ("int8", "int4"):
         out = tmp_path / quant
         result = run_cli("export", "--model", str(heavy), "--target", "web", "--quant", quant,
-                         "--out", str(out))
+                         "--forward-only", "--out", str(out))
         assert result.returncode == 0, result.stderr[-3000:]
         (runs[quant],) = json.loads((out / "report.json").read_text())["artifacts"]
     int8, int4 = runs["int8"]["parity"], runs["int4"]["parity"]

@@ -14,6 +14,21 @@ def test_defaults_build_the_default_student_for_ios():
     assert config.compress.quant is None
 
 
+def test_export_defaults_are_decode_ready_on_the_targets_own_devices():
+    export = load_config().export
+    assert (export.devices, export.decode, export.max_seq_len) == ((), None, None)
+
+
+def test_devices_decode_and_cache_length_from_file_and_overrides(tmp_path: Path):
+    file = tmp_path / "edgekit.toml"
+    file.write_text('[export]\ndevices = ["pixel-8", "phones/my-phone.toml"]\ndecode = false\n')
+    export = load_config(file).export
+    assert (export.devices, export.decode) == (("pixel-8", "phones/my-phone.toml"), False)
+    export = load_config(file, ["export.devices='my-phone.toml'", "export.decode=true",
+                                "export.max_seq_len=256"]).export
+    assert (export.devices, export.decode, export.max_seq_len) == (("my-phone.toml",), True, 256)
+
+
 def test_file_and_overrides_merge_with_overrides_winning(tmp_path: Path):
     file = tmp_path / "edgekit.toml"
     file.write_text('[model]\npath = "a"\nseq_len = 32\n[export]\ntargets = ["web"]\n')
@@ -43,6 +58,9 @@ def test_unquoted_string_values_are_strings():
         ("nosuch.key=1", "unknown key 'nosuch'"),
         ("model.seq_len=long", "'model.seq_len' must be an integer"),
         ("export.force=1", "'export.force' must be true or false"),
+        ("export.decode=yes", "'export.decode' must be true or false, got 'yes'"),
+        ("export.devices=8", "'export.devices' must be a list, got 8"),
+        ("export.max_seq_len=0", "'export.max_seq_len' must be at least 1, got 0"),
         ("justakey", "expected section.key=value"),
     ],
 )
