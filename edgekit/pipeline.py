@@ -28,6 +28,7 @@ from edgekit.model import Student, load, sample_inputs
 from edgekit.model.load import source_name
 from edgekit.model.samples import read_inputs
 from edgekit.report import SCHEMA_VERSION, render_markdown, write_report
+from edgekit.report.html import render_html
 from edgekit.runtimes import coreml_precision, session_runtime
 from edgekit.runtimes.budget import mark_over_budget
 from edgekit.targets import (
@@ -142,6 +143,7 @@ def run(config: Config, student: Student | None = None) -> dict[str, Any]:
             report["decode"] = decode
         write_report(report, staging / "report.json")
         (staging / "report.md").write_text(render_markdown(report))
+        (staging / "report.html").write_text(render_html(report))
     report["out"] = str(out)
     return report
 

@@ -92,7 +92,8 @@ def test_existing_non_empty_out_needs_force(student_dir, tmp_path: Path):
     forced = run_cli("export", "--model", str(student_dir("llama")), "--out", str(out),
                      "--target", "web", "--quant", "none", "--forward-only", "--force")
     assert forced.returncode == 0, forced.stderr[-2000:]
-    assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md", "web"]
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json", "report.md",
+                                                     "web"]
 
 
 def test_run_with_missing_inputs_file(tmp_path: Path):
