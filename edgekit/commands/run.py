@@ -41,14 +41,15 @@ def _run(args: argparse.Namespace) -> int:
     coreml = runtime_for(args.artifact) == "coreml"
     if args.precision and not coreml:
         raise EdgekitError(f"{args.artifact}: --precision applies to Core ML packages only")
-    names = _artifact_io(args.artifact)
+    names, specs = _artifact_io(args.artifact)
+    inputs = read_npz(args.inputs)
+    _check_inputs(args.inputs, inputs, specs)
     if args.device:
         from edgekit.runtimes.budget import WouldBeKilled, run_under_budget
         from edgekit.targets import get_device
 
         device = get_device(args.device)
         precision = args.precision or (coreml_precision(device) if coreml else None)
-        inputs = read_npz(args.inputs)
         try:
             run = run_under_budget(args.artifact, [inputs], device, *names,
                                    precision=precision)
@@ -59,7 +60,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         session = open_session(args.artifact, *names, threads=args.threads,
                                precision=args.precision)
-        outputs = session.run(read_npz(args.inputs))
+        outputs = session.run(inputs)
         overflow = getattr(session, "overflow_ops", ())  # the Core ML emulator's
     if overflow:
         print(f"edgekit: fp16 overflow in {', '.join(overflow)}", file=sys.stderr)
@@ -85,10 +86,26 @@ def read_npz(path: Path) -> dict[str, Any]:
         raise EdgekitError(f"{path}: not a readable .npz without pickles ({exc})") from None
 
 
-def _artifact_io(artifact: Path) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
-    """Input/output names of an artifact from the report.json of its out folder, if any.
+def _check_inputs(path: Path, inputs: dict[str, Any], specs: list[dict[str, Any]]) -> None:
+    """One line naming the input when the .npz misses it or holds another shape than the
+    artifact's (a runtime's own message for a wrong shape names neither)."""
+    for spec in specs:
+        name, shape = spec["name"], list(spec["shape"])
+        if name not in inputs:
+            raise EdgekitError(f"{path}: no array '{name}' (the artifact takes "
+                               f"{', '.join(s['name'] for s in specs)})")
+        got = list(inputs[name].shape)
+        if got != shape:
+            raise EdgekitError(f"{path}: '{name}' has shape {got}, the artifact takes {shape} "
+                               "(one sample, no leading sample axis)")
 
-    A .pte stores no names; edgekit's report does.
+
+IoNames = tuple[tuple[str, ...] | None, tuple[str, ...] | None]
+
+
+def _artifact_io(artifact: Path) -> tuple[IoNames, list[dict[str, Any]]]:
+    """Input/output names of an artifact, and its input specs (name, shape, dtype), from the
+    report.json of its out folder, if any: a .pte stores no names; edgekit's report does.
     """
     from edgekit.report import read_report
 
@@ -102,5 +119,6 @@ def _artifact_io(artifact: Path) -> tuple[tuple[str, ...] | None, tuple[str, ...
             continue
         for item in report.get("artifacts", []):
             if (folder / item["path"]).resolve() == artifact.resolve():
-                return tuple(i["name"] for i in item["inputs"]), tuple(item["outputs"])
-    return None, None
+                names = tuple(i["name"] for i in item["inputs"]), tuple(item["outputs"])
+                return names, list(item["inputs"])
+    return (None, None), []

@@ -12,7 +12,10 @@ How the docs are written for this (docs/README.md says the same to authors):
   per export: commands that load it get `--set model.path=<a tiny GGUF of the same name>`
   appended, which wins over everything before it.
 - Besides `edgekit`, only `cp`, `mkdir` and `mv` run; other commands (pip, npm, cd) are a
-  reader's set-up and are left out.
+  reader's set-up and are left out. `> FILE` after a command writes its stdout there.
+- An export command already run, word for word, on an earlier page is not run again: its
+  output folder is copied (exports cost most of this test's time, and the README, the guide
+  and the CLI reference open with the same ones).
 """
 
 from __future__ import annotations
@@ -42,12 +45,14 @@ LOADS_A_STUDENT = {"export", "check"}
 
 @dataclass(frozen=True)
 class Command:
-    """One command of a page: where it is written, its words, and the exit code it expects."""
+    """One command of a page: where it is written, its words, the file its stdout goes to
+    (`> FILE`), and the exit code it expects."""
 
     page: Path
     line: int
     argv: tuple[str, ...]
     exit_code: int = 0
+    stdout: str | None = None
 
     def __str__(self) -> str:
         return f"{self.page.relative_to(ROOT)}:{self.line}: {shlex.join(self.argv)}"
@@ -65,9 +70,12 @@ def page_commands(page: Path) -> list[Command]:
         for offset, logical in _logical_lines(fence.group(2)):
             expected = EXPECTED_EXIT.search(logical)
             for segment in _segments(logical):
+                stdout = None
+                if len(segment) > 2 and segment[-2] == ">":
+                    segment, stdout = segment[:-2], segment[-1]
                 if segment and (segment[0] == "edgekit" or segment[0] in SHELL_COMMANDS):
                     commands.append(Command(page, first_line + offset, tuple(segment),
-                                            int(expected.group(1)) if expected else 0))
+                                            int(expected.group(1)) if expected else 0, stdout))
     return commands
 
 
@@ -146,9 +154,16 @@ def _inputs(folder: Path) -> Path:
     return folder / "in.npz"
 
 
+def _ids(folder: Path) -> Path:
+    """One sample of 64 token ids, as `edgekit run` takes it (no leading sample axis)."""
+    folder.mkdir(parents=True)
+    np.savez(folder / "ids.npz", input_ids=np.zeros((1, 64), dtype=np.int64))
+    return folder / "ids.npz"
+
+
 FOLDERS = {"my-student", "encoder"}
 FIXTURES: dict[str, Callable[[Path], Path]] = {
-    "my-student": _decoder, "encoder": _encoder, "model.gguf": _gguf,
+    "my-student": _decoder, "encoder": _encoder, "model.gguf": _gguf, "ids.npz": _ids,
     "program.pt2": _pt2, "chats.jsonl": _calib, "in.npz": _inputs,
 }
 
@@ -195,7 +210,7 @@ def _uses_builtin(argv: list[str]) -> bool:
 
 def _run(command: Command, builtin: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     """Run one command in the current folder: edgekit in this process (as `edgekit.cli.main`,
-    which the console script calls; one import of the backends for the whole page)."""
+    which the console script calls; one import of the backends for the whole session)."""
     if command.argv[0] in SHELL_COMMANDS:
         done = subprocess.run(list(command.argv), capture_output=True, text=True)
         return done.returncode, done.stderr
@@ -207,20 +222,60 @@ def _run(command: Command, builtin: Path, capsys: pytest.CaptureFixture[str]) ->
     except SystemExit as exc:  # argparse: --help, or a usage error (exit 2)
         code = int(exc.code or 0)
     captured = capsys.readouterr()
+    if command.stdout:
+        Path(command.stdout).write_text(captured.out)
     return code, (captured.err + captured.out)[-3000:]
+
+
+class ExportCache:
+    """What each export command wrote (the new entries of the page's folder), by its words,
+    so that the same command on a later page gets a copy instead of a second run."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.made = root, {}
+
+    @staticmethod
+    def applies(command: Command) -> bool:
+        return command.argv[:2] == ("edgekit", "export") and "--force" not in command.argv
+
+    def restore(self, command: Command, folder: Path) -> bool:
+        saved = self.made.get(command.argv)
+        if saved is None or any((folder / p.name).exists() for p in saved.iterdir()):
+            return False
+        for entry in saved.iterdir():
+            shutil.copytree(entry, folder / entry.name, symlinks=True)
+        return True
+
+    def save(self, command: Command, folder: Path, before: set[str]) -> None:
+        saved = self.root / str(len(self.made))
+        saved.mkdir()
+        for name in sorted({p.name for p in folder.iterdir()} - before):
+            shutil.copytree(folder / name, saved / name, symlinks=True)
+        self.made[command.argv] = saved
+
+
+@pytest.fixture(scope="session")
+def export_cache(tmp_path_factory: pytest.TempPathFactory) -> ExportCache:
+    return ExportCache(tmp_path_factory.mktemp("docs-exports"))
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if page_commands(p)],
                          ids=lambda p: str(p.relative_to(ROOT)))
-def test_every_command_of_the_page_runs(page: Path, fixtures, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch,
+def test_every_command_of_the_page_runs(page: Path, fixtures, export_cache: ExportCache,
+                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str]):
     """The page's commands, in order, in one fresh folder, each with its expected exit code."""
     _lay_out(tmp_path, fixtures)
     monkeypatch.chdir(tmp_path)
     for command in page_commands(page):
+        cached = ExportCache.applies(command) and command.exit_code == 0
+        if cached and export_cache.restore(command, tmp_path):
+            continue
+        before = {p.name for p in tmp_path.iterdir()}
         code, output = _run(command, fixtures[BUILTIN], capsys)
         assert code == command.exit_code, f"{command}\nexit {code}:\n{output}"
+        if cached:
+            export_cache.save(command, tmp_path, before)
 
 
 def test_every_fence_says_what_it_holds():
