@@ -22,3 +22,7 @@ class LoadError(EdgekitError):
 
 class ExportError(EdgekitError):
     """A format that could not be produced from the student."""
+
+
+class StudentError(EdgekitError):
+    """The student's own forward fails in PyTorch: the model is at fault, not its export."""

@@ -1,7 +1,10 @@
 """Core ML: coremltools.convert from the ExportedProgram to an iOS 18 .mlpackage.
 
 transformers' graphs contain `aten.alias`, which coremltools has no conversion for; it is an
-identity, registered here once. The export wrappers already remove `diff`/`new_ones` masking.
+identity, registered here once. The export wrappers already remove `diff`/`new_ones` masking
+where the model reads edgekit's 4D mask; a model that builds its own mask (BLOOM, for ALiBi)
+keeps transformers' mask functions, whose `new_ones`, `__and__` and scalar `where` are
+rewritten into ops coremltools converts (`full`, `bitwise_and`, `where` of tensors).
 
 fp16 compute keeps RMSNorm's statistics in fp32: `pow(x, 2)` and the reduce/add-eps/rsqrt
 chain after it. A decoder's residual stream reaches |x| in the hundreds (SmolLM2: ~650), so
@@ -52,7 +55,7 @@ def lower(program: torch.export.ExportedProgram, student: Student, dest: Path,
     _register_missing_conversions()
     try:
         with quiet():
-            decomposed = program.run_decompositions({})
+            decomposed = program.run_decompositions(_decompositions())
             model = ct.convert(
                 decomposed,
                 minimum_deployment_target=getattr(ct.target, _MINIMUM_TARGET),
@@ -135,6 +138,29 @@ def _fp32_ops(program: Any) -> dict[str, int]:
         if fp32 and op.op_type not in ("const", "cast"):
             counts[op.op_type] = counts.get(op.op_type, 0) + 1
     return counts
+
+
+def _decompositions() -> dict[Any, Any]:
+    """The ops rewritten before conversion: those coremltools lacks (everything else is
+    kept as the program has it). Its EXIR frontend does not find `aten.__and__`/`__or__`
+    under their names, though it converts the same ops as bitwise_and/bitwise_or, nor
+    `where` with a scalar branch."""
+    from torch._decomp import get_decompositions
+
+    aten = torch.ops.aten
+    return {**get_decompositions([aten.new_ones]),
+            aten.__and__.Tensor: aten.bitwise_and.Tensor,
+            aten.__or__.Tensor: aten.bitwise_or.Tensor,
+            aten.where.ScalarOther: _where_scalar_other,
+            aten.where.ScalarSelf: _where_scalar_self}
+
+
+def _where_scalar_other(condition: torch.Tensor, x: torch.Tensor, y: float) -> torch.Tensor:
+    return torch.where(condition, x, torch.full_like(x, y))
+
+
+def _where_scalar_self(condition: torch.Tensor, x: float, y: torch.Tensor) -> torch.Tensor:
+    return torch.where(condition, torch.full_like(y, x), y)
 
 
 @functools.cache

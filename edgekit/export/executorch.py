@@ -34,7 +34,10 @@ def lower(program: torch.export.ExportedProgram, student: Student, dest: Path, *
     """
     notes: dict[str, Any] = {"backend": "XNNPACK"}
     if plan is not None and plan.quantized:
-        program = trace(student, quantized_module(student.module, list(plan.layers)))
+        try:
+            program = trace(student, quantized_module(student.module, list(plan.layers)))
+        except ExportError as exc:
+            raise ExportError(f"{exc}{_own_forward_hint(student.module, plan)}") from None
         notes["substituted"] = [ACTIVATIONS_NOTE]
     exir = import_backend("executorch.exir")
     partitioner = import_backend("executorch.backends.xnnpack.partition.xnnpack_partitioner")
@@ -55,6 +58,26 @@ def lower(program: torch.export.ExportedProgram, student: Student, dest: Path, *
         partial.write_bytes(executorch_program.buffer)
     notes.update(delegated_subgraphs=delegates, undelegated_ops=dict(sorted(undelegated.items())))
     return notes
+
+
+def _own_forward_hint(module: torch.nn.Module, plan: QuantPlan) -> str:
+    """Name the planned Linear subclasses that compute with their weight in their own forward
+    (Falcon's `x @ self.weight.T`): torchao's int4 weights only support nn.Linear's."""
+    by_name = dict(module.named_modules(remove_duplicate=False))
+    own: dict[str, set[str]] = {}
+    for layer in plan.layers:
+        for name in layer.names:
+            target = by_name.get(name)
+            if isinstance(target, torch.nn.Linear) and \
+                    type(target).forward is not torch.nn.Linear.forward:
+                own.setdefault(type(target).__name__, set()).add(name.rsplit(".", 1)[-1])
+    if not own:
+        return ""
+    suffixes = sorted(set().union(*own.values()))
+    keep = ", ".join(f'"{suffix}"' for suffix in suffixes)
+    return (f"; {', '.join(sorted(own))} computes with its weight in its own forward, which "
+            "ExecuTorch's int4/int8 weights (torchao) do not support: keep those layers in "
+            f"float (--set 'quantize.keep_float=[{keep}]') or export at --quant none")
 
 
 def _count_delegates(graph_module: torch.fx.GraphModule) -> int:

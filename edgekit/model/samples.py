@@ -2,8 +2,10 @@
 
 Text students get windows of edgekit's English corpus through their own tokenizer (or its
 bytes when they have none); image students get smooth, natural-looking images normalised like
-ImageNet. Inputs nobody can interpret get standard normal values and should be replaced with
-real data (`--inputs`).
+ImageNet; audio students get a voiced, speech-like 16 kHz waveform (`input_values`, normalised
+to zero mean and unit variance as wav2vec2's feature extractor does) or its log-mel spectrogram
+as Whisper computes it (`input_features`). Inputs nobody can interpret get standard normal
+values and should be replaced with real data (`--inputs`).
 """
 
 from __future__ import annotations
@@ -14,11 +16,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edgekit.console import import_backend
 from edgekit.errors import EdgekitError
 from edgekit.model.student import Student, TensorSpec
 
 _IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 _IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+_SAMPLE_RATE = 16000
+_HOP = 160  # Whisper's log-mel: 25 ms windows (400 samples) every 10 ms
+_WINDOW = 400
 
 
 def corpus_text() -> str:
@@ -58,6 +64,11 @@ def _one(spec: TensorSpec, index: int, rng: np.random.Generator, tokens: np.ndar
         return mask
     if spec.name == "pixel_values" and len(spec.shape) == 4:
         return _natural_images(spec.shape, rng).astype(dtype)
+    if spec.name == "input_values" and len(spec.shape) == 2:
+        wave = _speech_like(spec.shape[-1], rng)
+        return np.resize((wave - wave.mean()) / (wave.std() + 1e-7), spec.shape).astype(dtype)
+    if spec.name == "input_features" and len(spec.shape) == 3:
+        return _log_mel(_speech_like(spec.shape[-1] * _HOP, rng), spec.shape[1])[None].astype(dtype)
     if np.issubdtype(dtype, np.integer):
         return rng.integers(0, 2, size=spec.shape).astype(dtype)
     return rng.standard_normal(spec.shape).astype(dtype)
@@ -98,6 +109,37 @@ def _natural_images(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndar
     if channels == 3:
         return (image - _IMAGENET_MEAN[None, :, None, None]) / _IMAGENET_STD[None, :, None, None]
     return (image - 0.5) / 0.25
+
+
+def _speech_like(length: int, rng: np.random.Generator) -> np.ndarray:
+    """A voiced 16 kHz signal: harmonics of a gliding pitch under formant-like peaks, in
+    syllable-rate bursts, with a little breath noise (peak about 0.3, like a speech clip)."""
+    t = np.arange(length) / _SAMPLE_RATE
+    f0 = rng.uniform(100, 220) * (1 + 0.1 * np.sin(2 * np.pi * rng.uniform(0.5, 2) * t))
+    phase = 2 * np.pi * np.cumsum(f0) / _SAMPLE_RATE
+    formants = rng.uniform((500, 1200, 2400), (800, 1800, 3000))
+    wave = np.zeros(length)
+    for k in range(1, 30):
+        gain = sum(np.exp(-((k * f0.mean() - f) / 200) ** 2) for f in formants) + 0.05 / k
+        wave += gain * np.sin(k * phase)
+    envelope = np.clip(np.sin(2 * np.pi * rng.uniform(3, 5) * t + rng.uniform(0, np.pi)), 0, 1)
+    wave = wave * envelope + 0.02 * rng.standard_normal(length)
+    return (0.3 * wave / (np.abs(wave).max() + 1e-7)).astype(np.float32)
+
+
+def _log_mel(wave: np.ndarray, mels: int) -> np.ndarray:
+    """Whisper's log-mel spectrogram of `wave`: [mels, len(wave) // 160], clamped 8 decades
+    below its peak and scaled to about [-1, 1]."""
+    audio = import_backend("transformers.audio_utils")
+    filters = audio.mel_filter_bank(num_frequency_bins=1 + _WINDOW // 2, num_mel_filters=mels,
+                                    min_frequency=0.0, max_frequency=_SAMPLE_RATE / 2,
+                                    sampling_rate=_SAMPLE_RATE, norm="slaney",
+                                    mel_scale="slaney")
+    spec = audio.spectrogram(wave, audio.window_function(_WINDOW, "hann"),
+                             frame_length=_WINDOW, hop_length=_HOP, power=2.0,
+                             mel_filters=filters, log_mel="log10")[:, :-1]
+    spec = np.maximum(spec, spec.max() - 8.0)
+    return (spec + 4.0) / 4.0
 
 
 def read_inputs(path: Path, student: Student) -> list[dict[str, np.ndarray]]:

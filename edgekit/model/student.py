@@ -49,3 +49,10 @@ class Student:
     def parameter_count(self) -> int:
         """Parameters of the student, counting tied weights once."""
         return sum(p.numel() for p in self.module.parameters())
+
+
+def student_failure(name: str, exc: BaseException) -> str:
+    """The one-line message for a student whose own PyTorch forward raised `exc`."""
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    return (f"{name}: the student itself fails in PyTorch ({type(exc).__name__}: {first}); "
+            "edgekit exports what the model computes, so its own forward must run first")

@@ -15,13 +15,14 @@ import numpy as np
 import torch
 
 from edgekit.console import quiet
-from edgekit.errors import EdgekitError
-from edgekit.model.student import Student
+from edgekit.errors import EdgekitError, StudentError
+from edgekit.model.student import Student, student_failure
 from edgekit.runtimes import RuntimeUnavailable, open_session, run_samples, session_runtime
 from edgekit.runtimes.budget import WouldBeKilled, run_under_budget
 from edgekit.targets import DeviceProfile, Tolerance
 
 _SQNR_CAP_DB = 300.0  # identical outputs: JSON has no infinity
+FP16_SMALLEST_NORMAL = 2.0**-14  # 6.1e-05: below it fp16 keeps fewer bits, then flushes to 0
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class ParityVerdict:
     precision: str | None = None  # the Core ML emulator's precision (None: a real runtime)
     overflow: tuple[str, ...] = ()  # fp16 ops whose output overflowed from finite inputs
     localization: dict[str, Any] | None = None  # a failure's layer and cause (localize.py)
+    reference_peak: float | None = None  # max |fp32 output| (explains fp16 range failures)
 
     def to_json(self) -> dict[str, Any]:
         result: dict[str, Any] = {"runtime": self.runtime, "verdict": self.verdict,
@@ -51,12 +53,20 @@ class ParityVerdict:
 def reference_outputs(
     student: Student, samples: list[dict[str, np.ndarray]]
 ) -> list[dict[str, np.ndarray]]:
-    """The fp32 eager student's outputs for each sample, keyed by output name."""
+    """The fp32 eager student's outputs for each sample, keyed by output name.
+
+    Raises:
+        StudentError: the student's own forward fails on a sample.
+    """
     results = []
     with torch.no_grad(), quiet():
         for sample in samples:
             args = [torch.from_numpy(sample[spec.name]) for spec in student.inputs]
-            out = student.module(*args)
+            try:
+                out = student.module(*args)
+            except Exception as exc:  # the student's own code raised, before any export
+                name = f"{student.name} (pruned)" if student.pruning else student.name
+                raise StudentError(student_failure(name, exc)) from None
             outs = (out,) if isinstance(out, torch.Tensor) else tuple(out)
             results.append({name: t.detach().float().numpy()
                              for name, t in zip(student.output_names, outs, strict=True)})
@@ -172,8 +182,22 @@ def measure(
     except EdgekitError as exc:
         return ParityVerdict(runtime, "fail", f"run failed: {exc}", precision=precision)
     is_logits = any(name == "logits" for name in student.output_names)
+    peak = max((float(np.abs(r).max(initial=0.0)) for sample in reference
+                for r in sample.values()), default=0.0)
     return ParityVerdict(runtime, "", "", compare(reference, actual, logits=is_logits),
-                         precision, overflow)
+                         precision, overflow, reference_peak=peak)
+
+
+def fp16_range_note(peak: float | None) -> str:
+    """Why an fp16 run of a student with such small outputs cannot match it, and what to do
+    (empty when the outputs are within fp16's normal range)."""
+    if peak is None or peak >= FP16_SMALLEST_NORMAL:
+        return ""
+    return (f"fp16 range: the student's outputs peak at {peak:.1e}, below fp16's smallest "
+            f"normal (about {FP16_SMALLEST_NORMAL:.1e}), where the GPU and Neural Engine "
+            "flush values to zero or keep few bits (random-init students do this, trained "
+            "ones rarely); scale the outputs into range in the model, or leave Core ML out "
+            "(--target android,web)")
 
 
 def verdict_under(measured: ParityVerdict, tolerance: Tolerance) -> ParityVerdict:
@@ -184,6 +208,8 @@ def verdict_under(measured: ParityVerdict, tolerance: Tolerance) -> ParityVerdic
     if measured.verdict:
         return measured
     verdict, reason = judge(measured.metrics, tolerance)
+    if verdict == "fail" and measured.precision == "fp16":
+        reason = f"{reason}; {fp16_range_note(measured.reference_peak)}".rstrip("; ")
     if measured.overflow:
         first, more = measured.overflow[0], len(measured.overflow) - 1
         overflow = f"fp16 overflow in {first}" + (f" and {more} more" if more else "")
