@@ -143,8 +143,8 @@ class FeaturesForExport(nn.Module):
         return self.model(**{self.input_name: features}).last_hidden_state
 
 
-def fit_mask(wrapper: CausalLMForExport | EncoderForExport, own_forward: Callable[..., torch.Tensor],
-             inputs: tuple[torch.Tensor, ...]) -> None:
+def fit_mask(wrapper: CausalLMForExport | EncoderForExport,
+             own_forward: Callable[..., torch.Tensor], inputs: tuple[torch.Tensor, ...]) -> None:
     """Switch a text wrapper to the 2D padding mask when the model does not read edgekit's
     additive 4D mask as it reads its own padding mask.
 
