@@ -102,5 +102,14 @@ def test_run_with_missing_inputs_file(tmp_path: Path):
     result = run_cli("run", str(artifact), "--inputs", str(tmp_path / "in.npz"),
                      "--out", str(tmp_path / "o.npz"))
     assert result.returncode == 2
+    # the inputs are read (and their shapes checked) before the runtime opens the artifact
+    assert "in.npz: no such inputs file" in result.stderr
+    assert "Traceback" not in result.stderr
+    import numpy as np
+
+    np.savez(tmp_path / "in.npz", input_ids=np.zeros((1, 8), dtype=np.int64))
+    result = run_cli("run", str(artifact), "--inputs", str(tmp_path / "in.npz"),
+                     "--out", str(tmp_path / "o.npz"))
+    assert result.returncode == 2
     assert "m.onnx: ONNX Runtime could not load it" in result.stderr
     assert "Traceback" not in result.stderr
