@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from edgekit.targets import get_device
+from edgekit.devices import get_device
 from edgekit.validate.project import GraphCost, OpCost, project
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "latency-model.md"

@@ -20,6 +20,7 @@ from edgekit.compress.prune import check_spec, save_pruned
 from edgekit.compress.quantize import QuantPlan, check_scheme, settings_for
 from edgekit.config import Config
 from edgekit.console import say, stage
+from edgekit.devices import DeviceProfile, devices_dir, get_device, resolve_devices
 from edgekit.errors import ConfigError, EdgekitError
 from edgekit.export import Artifact, export, place, trace
 from edgekit.llm.decode import check_decoder
@@ -31,14 +32,7 @@ from edgekit.report import SCHEMA_VERSION, render_markdown, write_report
 from edgekit.report.html import render_html
 from edgekit.runtimes import coreml_precision, session_runtime
 from edgekit.runtimes.budget import mark_over_budget
-from edgekit.targets import (
-    DeviceProfile,
-    Target,
-    devices_dir,
-    get_device,
-    resolve_devices,
-    resolve_targets,
-)
+from edgekit.targets import Target, resolve_targets
 from edgekit.validate import ParityVerdict, measure, reference_outputs, verdict_under
 from edgekit.validate.localize import localize_failure
 from edgekit.validate.parity import compare

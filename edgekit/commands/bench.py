@@ -33,9 +33,9 @@ def register(commands: Any) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    from edgekit.devices import resolve_devices
     from edgekit.errors import EdgekitError
     from edgekit.runtimes.limits import limits_for, over_budget
-    from edgekit.targets import resolve_devices
     from edgekit.validate.artifacts import cost_for_artifact
     from edgekit.validate.latency import inputs_for, measure_latency
     from edgekit.validate.project import project

@@ -39,10 +39,11 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 def _check(args: argparse.Namespace) -> int:
     from edgekit.config import load_config
+    from edgekit.devices import resolve_devices
     from edgekit.pipeline import run
     from edgekit.report.checks import evaluate, exit_code
     from edgekit.report.files import FILES, write_reports
-    from edgekit.targets import resolve_devices, resolve_targets
+    from edgekit.targets import resolve_targets
 
     config = load_config(args.config, _overrides(args))
     # Everything that can be refused is read before the run, so bad input writes nothing.

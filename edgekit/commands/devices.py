@@ -19,7 +19,7 @@ def register(commands: Any) -> None:
 
 
 def _devices(args: argparse.Namespace) -> int:
-    from edgekit.targets import all_devices, device_template
+    from edgekit.devices import all_devices, device_template
 
     if args.template:
         print(device_template(), end="")

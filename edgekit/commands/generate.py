@@ -38,12 +38,12 @@ def register(commands: Any) -> None:
 def _generate(args: argparse.Namespace) -> int:
     from contextlib import nullcontext
 
+    from edgekit.devices import get_device
     from edgekit.errors import EdgekitError
     from edgekit.llm.generate import Sampling, generate
     from edgekit.llm.runners import open_decoder
     from edgekit.llm.tokenizer import read_special_ids
     from edgekit.runtimes.limits import limits_for, pinned
-    from edgekit.targets import get_device
     from edgekit.validate.latency import host_cpu
 
     path = Path(args.path)

@@ -45,8 +45,8 @@ def _run(args: argparse.Namespace) -> int:
     inputs = read_npz(args.inputs)
     _check_inputs(args.inputs, inputs, specs)
     if args.device:
+        from edgekit.devices import get_device
         from edgekit.runtimes.budget import WouldBeKilled, run_under_budget
-        from edgekit.targets import get_device
 
         device = get_device(args.device)
         precision = args.precision or (coreml_precision(device) if coreml else None)

@@ -47,12 +47,13 @@ def revalidate(out_dir: Path, student: Any = None) -> dict[str, Any]:
     Raises:
         EdgekitError: no report, an artifact is missing, or the student cannot be loaded.
     """
+    from edgekit.devices import get_device
     from edgekit.export import Artifact
     from edgekit.model import load
     from edgekit.model.student import TensorSpec
     from edgekit.report.files import FILES, write_reports
     from edgekit.runtimes import coreml_precision
-    from edgekit.targets import get_device, get_target
+    from edgekit.targets import get_target
     from edgekit.validate.parity import measure, reference_outputs, verdict_under
 
     report = _read(out_dir)

@@ -10,11 +10,12 @@ from typing import Any
 
 from edgekit.compress.quantize import QuantPlan
 from edgekit.console import stage
+from edgekit.devices import DeviceProfile, get_device
 from edgekit.errors import ConfigError, EdgekitError
 from edgekit.export import Artifact, place
 from edgekit.llm.export import DEFAULT_MAX_SEQ_LEN, decode_parity, export_decode, parity_prompt
 from edgekit.model.student import Student
-from edgekit.targets import DeviceProfile, Target, get_device
+from edgekit.targets import Target
 
 # target format -> decode format that serves it (.ort apps run the ONNX graph's runtime)
 _DECODE_FOR = {"executorch": "executorch", "onnx": "onnx", "ort": "onnx", "coreml": "coreml"}

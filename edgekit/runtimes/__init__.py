@@ -7,8 +7,8 @@ from typing import Protocol
 
 import numpy as np
 
+from edgekit.devices import DeviceProfile
 from edgekit.errors import EdgekitError
-from edgekit.targets import DeviceProfile
 
 RUNTIME_FOR_SUFFIX = {".pte": "executorch", ".onnx": "onnxruntime", ".ort": "onnxruntime",
                       ".mlpackage": "coreml"}

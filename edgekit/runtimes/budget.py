@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.devices import DeviceProfile
 from edgekit.errors import EdgekitError
 from edgekit.runtimes.limits import limits_for, rss_mib
-from edgekit.targets import DeviceProfile
 
 _POLL_SECONDS = 0.005
 

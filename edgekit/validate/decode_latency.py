@@ -19,10 +19,10 @@ from torch import nn
 
 from edgekit.compress.plan import find_layers
 from edgekit.compress.quantize import QuantPlan
+from edgekit.devices import DeviceProfile
 from edgekit.errors import EdgekitError
 from edgekit.llm.decode import DecoderShape, decoder_shape
 from edgekit.model.student import Student
-from edgekit.targets import DeviceProfile
 from edgekit.validate.artifacts import export_recipe, export_student, loaded_student
 from edgekit.validate.project import GraphCost, OpCost, project, stored_weights
 

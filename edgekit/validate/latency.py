@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.console import quiet
+from edgekit.devices import DeviceProfile
 from edgekit.errors import EdgekitError
 from edgekit.runtimes.limits import (
     limits_for,
@@ -23,7 +24,6 @@ from edgekit.runtimes.limits import (
     reset_peak_rss,
     rss_mib,
 )
-from edgekit.targets import DeviceProfile
 
 # Kept small so that an export stays quick; `edgekit bench --iterations` raises them.
 WARMUP = 2

@@ -15,11 +15,12 @@ import numpy as np
 import torch
 
 from edgekit.console import quiet
+from edgekit.devices import DeviceProfile
 from edgekit.errors import EdgekitError, StudentError
 from edgekit.model.student import Student, student_failure
 from edgekit.runtimes import RuntimeUnavailable, open_session, run_samples, session_runtime
 from edgekit.runtimes.budget import WouldBeKilled, run_under_budget
-from edgekit.targets import DeviceProfile, Tolerance
+from edgekit.targets import Tolerance
 
 _SQNR_CAP_DB = 300.0  # identical outputs: JSON has no infinity
 FP16_SMALLEST_NORMAL = 2.0**-14  # 6.1e-05: below it fp16 keeps fewer bits, then flushes to 0

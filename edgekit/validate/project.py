@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgekit.devices import COMPUTE_UNITS, DeviceProfile, devices_dir
 from edgekit.errors import ConfigError, EdgekitError
-from edgekit.targets import COMPUTE_UNITS, DeviceProfile, devices_dir
 
 OP_CLASSES = ("matmul", "conv", "depthwise_conv", "attention", "other")
 LABEL = "estimated"

@@ -13,10 +13,11 @@ from helpers import run_cli
 
 import edgekit
 from edgekit.compress.quantize import QuantPlan
+from edgekit.devices import get_device
 from edgekit.export import export
 from edgekit.runtimes import open_session
 from edgekit.runtimes.budget import WouldBeKilled, mark_over_budget, run_under_budget
-from edgekit.targets import Tolerance, get_device
+from edgekit.targets import Tolerance
 from edgekit.validate.parity import measure, reference_outputs, verdict_under
 
 PIXEL = get_device("pixel-8")

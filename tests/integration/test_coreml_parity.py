@@ -10,10 +10,11 @@ import torch
 
 import edgekit
 from edgekit.compress.quantize import QuantPlan
+from edgekit.devices import get_device
 from edgekit.errors import EdgekitError
 from edgekit.export import export
 from edgekit.runtimes import coreml_precision, open_session
-from edgekit.targets import Tolerance, get_device
+from edgekit.targets import Tolerance
 from edgekit.validate.parity import measure, reference_outputs, verdict_under
 
 

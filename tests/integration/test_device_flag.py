@@ -10,7 +10,7 @@ import pytest
 from helpers import read_report, run_cli
 
 from edgekit.cli import main
-from edgekit.targets import device_template
+from edgekit.devices import device_template
 
 TEMPLATE = device_template()
 
@@ -81,7 +81,7 @@ def test_every_device_flag_validates_the_profile(tmp_path: Path, capsys, command
 
 
 def _meaning(key: str) -> str:
-    from edgekit.targets import Memory
+    from edgekit.devices import Memory
 
     return str(Memory.model_fields[key].description)
 

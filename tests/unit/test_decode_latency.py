@@ -7,8 +7,8 @@ import pytest
 
 from edgekit.compress import quantize
 from edgekit.compress.quantize import settings_for
+from edgekit.devices import all_devices, get_device
 from edgekit.model import load
-from edgekit.targets import all_devices, get_device
 from edgekit.validate.decode_latency import project_generation, step_cost
 
 

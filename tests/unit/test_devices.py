@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from edgekit.devices import all_devices, get_device, read_device
 from edgekit.errors import ConfigError
 from edgekit.runtimes.limits import host_cpus, limits_for
-from edgekit.targets import all_devices, all_targets, get_device, read_device
+from edgekit.targets import all_targets
 
 REPO_DEVICES = Path(__file__).parents[2] / "targets" / "devices"
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from edgekit.targets import all_devices, get_device
+from edgekit.devices import all_devices, get_device
 from edgekit.validate.latency import measure_latency
 from edgekit.validate.project import count_onnx, count_program, latency_model, project
 
@@ -107,7 +107,7 @@ _FRESH_MEASURE = """
 import dataclasses, json, sys
 from pathlib import Path
 import numpy as np
-from edgekit.targets import get_device
+from edgekit.devices import get_device
 from edgekit.validate.latency import measure_latency
 tiny = dataclasses.replace(get_device("pixel-8"), app_memory_budget_mib=1.0)
 sample = {"x": np.ones((1, 16, 1024), np.float32)}

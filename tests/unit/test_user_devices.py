@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.errors import ConfigError
-from edgekit.targets import (
+from edgekit.devices import (
     DeviceFile,
     device_template,
     devices_dir,
@@ -17,6 +16,7 @@ from edgekit.targets import (
     read_device,
     resolve_devices,
 )
+from edgekit.errors import ConfigError
 
 TEMPLATE = device_template()
 
