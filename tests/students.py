@@ -12,13 +12,13 @@ def _save(model: torch.nn.Module, folder: Path) -> Path:
     return folder
 
 
-def tiny_llama(folder: Path, seed: int = 0) -> Path:
-    """A 2-layer Llama-style decoder (GQA, RoPE, RMSNorm, SwiGLU, tied embeddings)."""
+def tiny_llama(folder: Path, seed: int = 0, layers: int = 2) -> Path:
+    """A Llama-style decoder of `layers` layers (GQA, RoPE, RMSNorm, SwiGLU, tied embeddings)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
                          max_position_embeddings=128, tie_word_embeddings=True)
     return _save(LlamaForCausalLM(config).eval(), folder)
 

@@ -97,19 +97,20 @@ def _latency_parts(item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
 def _host(measured: dict[str, Any]) -> str:
     if measured.get("status") == "not_run":
         return "not run"
-    return format_number(measured["p50_ms"]) if _number(measured.get("p50_ms")) else "-"
+    return format_number(measured["p50_ms"]) if is_number(measured.get("p50_ms")) else "-"
 
 
 def _phone(projected: dict[str, Any]) -> str:
     if projected.get("status") == "not_run":
         return "not run"
-    if not (_number(projected.get("low_ms")) and _number(projected.get("high_ms"))):
+    if not (is_number(projected.get("low_ms")) and is_number(projected.get("high_ms"))):
         return "-"
     return (f"{projected['low_ms']:.3g}-{projected['high_ms']:.3g} on "
             f"{projected.get('device', 'unknown device')}")
 
 
-def _number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """A real number in report.json (not a bool, not a missing value)."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -176,9 +177,9 @@ def _recipe_notes(recipe: dict[str, Any], several: bool) -> list[Note]:
     layers = [layer for layer in plan.get("layers") or [] if isinstance(layer, dict)]
     if layers:
         parts = [f"for {targets}: {precision_counts(layers)}"]
-        if _number(plan.get("bits_per_weight")):
+        if is_number(plan.get("bits_per_weight")):
             parts.append(f"{plan['bits_per_weight']:.2f} bits per weight")
-        if _number(plan.get("weight_bytes")):
+        if is_number(plan.get("weight_bytes")):
             parts.append(f"{size_text(plan['weight_bytes'])} of weights")
         found.append(Note(subject, "; ".join(parts)))
     if isinstance(plan.get("settings"), dict):
@@ -218,7 +219,7 @@ def _mixed_text(mixed: dict[str, Any]) -> str:
              + (f" ({', '.join(short_name(str(n)) for n in promoted[:2])}"
                 + (f" and {len(promoted) - 2} more)" if len(promoted) > 2 else ")")
                 if promoted else "")]
-    if _number(mixed.get("all_4bit_error")) and _number(mixed.get("estimated_error")):
+    if is_number(mixed.get("all_4bit_error")) and is_number(mixed.get("estimated_error")):
         parts.append(f"error {format_number(mixed['all_4bit_error'])} all 4-bit -> "
                      f"{format_number(mixed['estimated_error'])}")
     return "; ".join(parts)
@@ -256,13 +257,13 @@ def brief(value: Any, limit: int = 150) -> str:
         return clip("; ".join(shown) + more, limit)
     if isinstance(value, bool):
         return "true" if value else "false"
-    return clip(format_number(value) if _number(value) else str(value), limit)
+    return clip(format_number(value) if is_number(value) else str(value), limit)
 
 
 def _brief_dict(value: dict[str, Any], limit: int) -> str:
     if not value:
         return "none"
-    if all(_number(v) for v in value.values()):  # e.g. op -> count
+    if all(is_number(v) for v in value.values()):  # e.g. op -> count
         ranked = sorted(value.items(), key=lambda kv: (-kv[1], kv[0]))
         head = f"{len(value)} kinds, {format_number(sum(value.values()))} in all: " \
             if len(value) > 5 else ""

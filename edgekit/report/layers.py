@@ -11,11 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgekit.report.checks import format_number
-from edgekit.report.digest import label
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+from edgekit.report.digest import is_number, label
 
 
 @dataclass(frozen=True)
@@ -52,7 +48,7 @@ def layer_tables(report: dict[str, Any]) -> list[LayerTable]:
     tables = []
     for item in report["artifacts"]:
         where = item["parity"].get("localization") or {}
-        errors = {k: v for k, v in (where.get("errors") or {}).items() if _number(v)}
+        errors = {k: v for k, v in (where.get("errors") or {}).items() if is_number(v)}
         if errors:
             rows = [LayerRow(name, "-", float(err), (format_number(err),))
                     for name, err in errors.items()]
@@ -62,7 +58,7 @@ def layer_tables(report: dict[str, Any]) -> list[LayerTable]:
     seen: set[Any] = set()
     for index, item in enumerate(report["artifacts"]):
         layers = [lay for lay in item.get("layers") or []
-                  if isinstance(lay, dict) and _number(lay.get("error"))]
+                  if isinstance(lay, dict) and is_number(lay.get("error"))]
         if layers and item.get("sha256") not in seen:
             seen.add(item.get("sha256"))
             rows = [LayerRow(str(lay.get("name", "?")), str(lay.get("precision", "-")),
@@ -82,7 +78,7 @@ def _plan_table(index: int, recipe: dict[str, Any]) -> LayerTable | None:
     """Relative weight error 10^(-SQNR/20) of each quantized weight against its fp32 value;
     layers kept in float have no error and are counted in the notes instead."""
     layers = [lay for lay in (recipe.get("plan") or {}).get("layers") or []
-              if isinstance(lay, dict) and _number(lay.get("weight_sqnr_db"))]
+              if isinstance(lay, dict) and is_number(lay.get("weight_sqnr_db"))]
     if not layers:
         return None
     rows = []

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from students import tiny_llama
 from torch import nn
 
 from edgekit.compress import quantize
@@ -29,19 +30,6 @@ INT4_PER_CHANNEL = ("self_attn.v_proj",)
 UNIT_ROUNDOFF = {"fp32": 0.0, "fp16": 2.0**-11, "bf16": 2.0**-8}
 
 
-def _one_layer_llama(folder: Path) -> Path:
-    """tests/students.py's tiny Llama with one decoder layer: every kind of weight, half the
-    lowering time."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=128, tie_word_embeddings=True)
-    LlamaForCausalLM(config).eval().save_pretrained(folder, safe_serialization=True)
-    return folder
-
-
 def _mixed_plan(module: nn.Module, plan: QuantPlan) -> QuantPlan:
     layers = []
     for layer in plan.layers:
@@ -57,7 +45,7 @@ def _mixed_plan(module: nn.Module, plan: QuantPlan) -> QuantPlan:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> tuple[nn.Module, QuantPlan, list[PteWeight]]:
     folder = tmp_path_factory.mktemp("pte_weights")
-    student = load(str(_one_layer_llama(folder / "llama-1layer")))
+    student = load(str(tiny_llama(folder / "llama-1layer", layers=1)))
     plan = _mixed_plan(student.module, quantize(student, "int4"))
     (artifact,) = export(student, plan, ("executorch",), folder)
     return student.module, plan, read_pte_weights(artifact.path)

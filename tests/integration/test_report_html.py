@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from students import tiny_llama
 
 CHROMIUM = Path("/usr/bin/chromium")
 WIDTH, HEIGHT = 1200, 2600
@@ -46,24 +47,12 @@ def pixels(image, color: str, opacity: float = 1.0):
     return (np.abs(image.astype(float) - target) <= 8).all(axis=-1)
 
 
-def _four_layer_llama(folder: Path) -> Path:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=128, tie_word_embeddings=True)
-    LlamaForCausalLM(config).eval().save_pretrained(folder, safe_serialization=True)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def int4_export(tmp_path_factory) -> Path:
     """An int4 export of the 4-layer student for the web target, with report.html rebuilt
     by `edgekit report` from its report.json."""
     tmp = tmp_path_factory.mktemp("int4-report")
-    student = _four_layer_llama(tmp / "tiny-llama-4")
+    student = tiny_llama(tmp / "tiny-llama-4", layers=4)
     out = tmp / "out"
     exported = run_cli("export", "--model", str(student), "--target", "web", "--quant", "int4",
                        "--out", str(out), "--set", "validate.samples=1",
