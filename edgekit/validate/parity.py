@@ -209,8 +209,9 @@ def verdict_under(measured: ParityVerdict, tolerance: Tolerance) -> ParityVerdic
     if measured.verdict:
         return measured
     verdict, reason = judge(measured.metrics, tolerance)
-    if verdict == "fail" and measured.precision == "fp16":
-        reason = f"{reason}; {fp16_range_note(measured.reference_peak)}".rstrip("; ")
+    note = fp16_range_note(measured.reference_peak) if measured.precision == "fp16" else ""
+    if verdict == "fail" and note:
+        reason = f"{reason}; {note}"
     if measured.overflow:
         first, more = measured.overflow[0], len(measured.overflow) - 1
         overflow = f"fp16 overflow in {first}" + (f" and {more} more" if more else "")
