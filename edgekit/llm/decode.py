@@ -344,4 +344,8 @@ class Fp16StateReference(nn.Module):
         length = input_ids.shape[1]
         causal = torch.ones(length, length, dtype=torch.bool).tril()
         mask = ((1.0 - causal.to(torch.float32)) * MASK_VALUE)[None, None]
-        return self.model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits
+        # positions given, not left to the model: OPT derives them from attention_mask, which
+        # here is additive (0 / MASK_VALUE), not the 0/1 padding mask it expects
+        positions = torch.arange(length, dtype=torch.long)[None]
+        return self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                          use_cache=False).logits

@@ -130,7 +130,8 @@ def _from_function(path: Path, function: Any) -> MilProgram:
 
 
 def _tensor_type(types: Any, var: Any) -> TensorType:
-    shape = tuple(int(d) if not hasattr(d, "name") else -1 for d in (var.shape or ()))
+    # a flexible dim is a sympy symbol or an expression of one (2*is0 after a concat): -1
+    shape = tuple(int(d) if isinstance(d, (int, np.integer)) else -1 for d in (var.shape or ()))
     return TensorType(types.builtin_to_string(var.dtype), shape)
 
 

@@ -131,3 +131,21 @@ def test_attention_program_with_a_bool_mask(save_program) -> None:
     np.testing.assert_allclose(out["full_out"], [[[1.391140634986086, 2.391140634986086]]],
                                rtol=1e-6)
     assert out["masked_out"].tolist() == [[[3, 4]]]  # only key 1 may be attended to
+
+
+def test_a_flexible_dim_that_is_an_expression_of_a_symbol(save_program) -> None:
+    """A reshape of a flexible [1, s, 4] input to [1, -1] has a dim 4*s (a sympy expression,
+    not a symbol), as the reshapes of Cohere's and GPT-J's interleaved RoPE leave in a decode
+    package."""
+    symbol = import_backend("coremltools.converters.mil.mil").get_new_symbol()
+
+    @mb.program(input_specs=[mb.TensorSpec((1, symbol, 4), dtype=types.fp32)],
+                opset_version=ct.target.iOS18)
+    def program(x):
+        return mb.reshape(x=x, shape=np.array([1, -1], np.int32), name="y")
+
+    path = save_program(program)
+    (reshape,) = [op for op in load_program(path).operations if op.op_type == "reshape"]
+    assert reshape.output_types[0].shape == (1, -1)
+    out = CoreMLEmulatorSession(path).run({"x": np.arange(8, dtype=np.float32).reshape(1, 2, 4)})
+    assert out["y"].tolist() == [[0, 1, 2, 3, 4, 5, 6, 7]]
